@@ -1,0 +1,27 @@
+"""Dataset loaders: hierarchy closures (and, later, triples, features, tfds builders)."""
+
+from embedlab.data.closure import CLOSURES
+from embedlab.data.closure import Closure
+from embedlab.data.closure import ClosureFormatError
+from embedlab.data.closure import DATA_DIR_ENV
+from embedlab.data.closure import csr
+from embedlab.data.closure import load_closure
+from embedlab.data.closure import load_named_closure
+from embedlab.data.closure import mammal_closure
+from embedlab.data.closure import noun_closure
+from embedlab.data.closure import resolve_data_dir
+from embedlab.data.closure import symmetrize
+
+__all__ = [
+    "CLOSURES",
+    "Closure",
+    "ClosureFormatError",
+    "DATA_DIR_ENV",
+    "csr",
+    "load_closure",
+    "load_named_closure",
+    "mammal_closure",
+    "noun_closure",
+    "resolve_data_dir",
+    "symmetrize",
+]

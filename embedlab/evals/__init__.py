@@ -1,0 +1,5 @@
+"""Metrics and evaluators, chunked and jitted."""
+
+from embedlab.evals.reconstruction import reconstruction_metrics
+
+__all__ = ["reconstruction_metrics"]

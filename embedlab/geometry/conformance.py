@@ -1,0 +1,420 @@
+"""The property suite every geometry must pass (DESIGN.md §4), usable from tests and notebooks.
+
+>>> from embedlab.geometry import conformance, poincare
+>>> results = conformance.check_all(poincare.MANIFOLD, dim=5)
+>>> conformance.assert_conforms(poincare.MANIFOLD, dim=5)   # raises listing the failures
+
+The suite feeds each geometry its *own* ``random_point``/``random_tangent`` (no per-geometry
+branches), so a new geometry is checked by the same code as the built-in ones. Run it in float64
+(``with jax.enable_x64(True): ...``) for tight tolerances; float32 uses looser ones.
+
+Properties checked (names as reported):
+
+* ``on_manifold``: random points, ``expmap`` results and ``proj`` outputs satisfy
+  ``is_on_manifold``; ``proj`` is idempotent and fixes points already on the manifold.
+* ``tangent``: ``random_tangent`` lies in ``T_x`` (``proj_tangent`` fixes it).
+* ``distance_axioms``: ``d(x, x) = 0``, symmetry, positivity, triangle inequality.
+* ``pairwise``: ``pairwise_dist`` equals ``dist`` on all pairs.
+* ``exp_log``: ``exp_x(log_x y) = y``, ``log_x(exp_x v) = v`` and ``|log_x y|_x = d(x, y)``.
+* ``transport``: parallel transport is an isometry, lands in ``T_y`` and maps ``log_x y`` to
+  ``-log_y x``.
+* ``egrad2rgrad``: ``<rgrad f(x), v>_x == d/dt f(exp_x(t v))|_{t=0}`` for a smooth ``f``
+  (the definition of the Riemannian gradient, checked against autodiff) and rgrad in ``T_x``.
+* ``broadcast``: ``[..., D]`` leaves give the same results as ``vmap`` over single points.
+* ``jit``: jitted functions agree with eager ones.
+* ``edge_gradients``: finite values and gradients of ``dist`` at ``x == y``, at the origin, and
+  of ``expmap`` at ``v == 0``, ``logmap`` at ``x == y``.
+* ``far_points``: points pushed far from the origin (to the ball's margin, far up the
+  hyperboloid) stay on the manifold with finite distances and gradients.
+
+Each property is a jitted *compute* function (module level, so its compilation is cached per
+geometry, shape and dtype and reused across curvatures and calls) that returns arrays, and a
+host-side check of them. Only ``jit`` runs the geometry eagerly: eager results are what it
+compares against.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from embedlab.geometry.base import Manifold
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+  name: str
+  ok: bool
+  detail: str = ""
+
+
+def _tolerances(dtype) -> tuple[float, float]:
+  """(rtol, atol) for comparisons in ``dtype``."""
+  return (1e-7, 1e-8) if jnp.dtype(dtype) == jnp.float64 else (2e-3, 2e-3)
+
+
+def _close(a, b, dtype, scale: float = 1.0) -> tuple[bool, str]:
+  rtol, atol = _tolerances(dtype)
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape:
+    return False, f"shape {a.shape} != {b.shape}"
+  if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+    return False, "non-finite values"
+  err = np.abs(a - b) - (atol * scale + rtol * np.abs(b))
+  if np.all(err <= 0):
+    return True, ""
+  worst = int(np.argmax(err))
+  return False, f"max violation {float(err.flat[worst]):.3g} ({a.flat[worst]!r} vs {b.flat[worst]!r})"
+
+
+def _finite(*arrays) -> bool:
+  return all(bool(np.all(np.isfinite(np.asarray(a)))) for a in jax.tree_util.tree_leaves(arrays))
+
+
+def _unit(m: Manifold, x, v, c):
+  return v / m.norm(x, v, c=c)[..., None]
+
+
+def _samples(m: Manifold, key, shape: tuple[int, ...], dtype, c) -> dict:
+  """Every random input of the suite, drawn eagerly from the geometry's own samplers.
+
+  Points ``x, y, z``; tangents ``u, v`` at ``x``; ``noise`` (a Euclidean perturbation);
+  ``w`` a tangent at ``x`` and ``w0`` one at the origin. Drawn outside ``jit`` because
+  ``jax.random``'s own jitted kernels are then compiled once per shape for every geometry,
+  instead of once inside each property's computation.
+  """
+  keys = jax.random.split(key, 8)
+  x = m.random_point(keys[0], shape, c=c, dtype=dtype)
+  return dict(
+      x=x, y=m.random_point(keys[1], shape, c=c, dtype=dtype),
+      z=m.random_point(keys[2], shape, c=c, dtype=dtype),
+      u=m.random_tangent(keys[3], x, c=c), v=m.random_tangent(keys[4], x, c=c),
+      noise=jax.random.normal(keys[5], shape, dtype), w=m.random_tangent(keys[6], x, c=c),
+      w0=m.random_tangent(keys[7], m.origin(shape, c=c, dtype=dtype), c=c), c=c)
+
+
+# XLA:CPU spends most of this suite's time compiling (the computations themselves take
+# milliseconds). Its fast-compile settings cut that about 3x without changing what is computed;
+# the ``jit`` property, which stands for user code, still compiles with the defaults.
+_FAST_CPU_COMPILE = {"xla_backend_optimization_level": 0,
+                     "xla_llvm_disable_expensive_passes": True,
+                     "xla_cpu_use_fusion_emitters": False}
+
+
+@functools.cache
+def _compiler_options(platform: str) -> dict | None:
+  if platform != "cpu":
+    return None
+  try:  # Option names are XLA-version specific: fall back to the defaults if one is unknown.
+    jax.jit(lambda t: t + 1, compiler_options=_FAST_CPU_COMPILE).lower(1.0).compile()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  return _FAST_CPU_COMPILE
+
+
+@functools.cache
+def _jitted(compute: Callable, platform: str) -> Callable:
+  return jax.jit(compute, compiler_options=_compiler_options(platform))
+
+
+def _compile_ahead(computes, m: Manifold, s: dict, pool) -> dict:
+  """Traces each computation here and compiles it on ``pool``'s threads.
+
+  XLA releases the GIL while compiling, so on a multi-core host the compilations overlap each
+  other and the eager work of the ``jit`` property. Tracing stays on the calling thread, under
+  its (thread-local) config such as ``jax.enable_x64``. Best effort: a failure is left for the
+  property's own call to raise. Returns ``{compute: future}``.
+  """
+  platform = jax.default_backend()
+  futures = {}
+  for compute in computes:
+    try:
+      lowered = _jitted(compute, platform).lower(m, s)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    futures[compute] = pool.submit(lowered.compile)
+  return futures
+
+
+def _evaluate(compute: Callable, m: Manifold, s: dict, ahead: dict | None = None):
+  """``compute(m, s)`` under ``jit``; the Manifold record is a static pytree, so each geometry
+  compiles once per shape and dtype, and every curvature reuses that compilation."""
+  if ahead and compute in ahead:
+    concurrent.futures.wait([ahead[compute]])  # Its compilation is then in jit's cache.
+  return _jitted(compute, jax.default_backend())(m, s)
+
+
+# Compute functions: (manifold, samples) -> arrays, run under ``jit`` by ``_evaluate``.
+
+
+def _on_manifold_values(m: Manifold, s: dict) -> dict:
+  x, u, c = s["x"], s["u"], s["c"]
+  atol = _tolerances(x.dtype)[1] * 10
+  members = {what: jnp.all(m.is_on_manifold(pts, c=c, atol=atol))
+             for what, pts in [("random_point", x), ("expmap", m.expmap(x, u, c=c)),
+                               ("proj(random_point)", m.proj(x, c=c))]}
+  perturbed = x + 0.01 * s["noise"]
+  once = m.proj(perturbed, c=c)
+  return dict(members=members, proj_x=m.proj(x, c=c), once=once, twice=m.proj(once, c=c))
+
+
+def _tangent_values(m: Manifold, s: dict) -> dict:
+  return dict(projected=m.proj_tangent(s["x"], s["u"], c=s["c"]))
+
+
+def _distance_values(m: Manifold, s: dict) -> dict:
+  x, y, z, c = s["x"], s["y"], s["z"], s["c"]
+  rtol, atol = _tolerances(x.dtype)
+  dxy, dxz = m.dist(x, y, c=c), m.dist(x, z, c=c)
+  slack = dxy + m.dist(y, z, c=c) - dxz
+  return dict(dxx=m.dist(x, x, c=c), dxy=dxy, dyx=m.dist(y, x, c=c),
+              triangle=jnp.all(slack >= -atol - rtol * dxz))
+
+
+def _pairwise_values(m: Manifold, s: dict) -> dict:
+  x, y, c = s["x"], s["y"], s["c"]
+  a = x.reshape(-1, x.shape[-1])
+  b = y.reshape(-1, y.shape[-1])
+  return dict(matmul=m.pairwise_dist(a, b, c=c), brute=m.dist(a[:, None, :], b[None, :, :], c=c))
+
+
+def _exp_log_values(m: Manifold, s: dict) -> dict:
+  x, y, c = s["x"], s["y"], s["c"]
+  w = m.logmap(x, y, c=c)
+  small = 0.5 * _unit(m, x, s["w"], c)
+  return dict(exp_log=m.expmap(x, w, c=c), norm=m.norm(x, w, c=c), dxy=m.dist(x, y, c=c),
+              small=small, log_exp=m.logmap(x, m.expmap(x, small, c=c), c=c))
+
+
+def _transport_values(m: Manifold, s: dict) -> dict:
+  x, y, u, v, c = s["x"], s["y"], s["u"], s["v"], s["c"]
+  pu, pv = m.transp(x, y, u, c=c), m.transp(x, y, v, c=c)
+  return dict(inner_y=m.inner(y, pu, pv, c=c), inner_x=m.inner(x, u, v, c=c), pu=pu,
+              pu_projected=m.proj_tangent(y, pu, c=c),
+              transported_log=m.transp(x, y, m.logmap(x, y, c=c), c=c),
+              minus_log=-m.logmap(y, x, c=c))
+
+
+def _egrad2rgrad_values(m: Manifold, s: dict) -> dict:
+  x, z, v, c = s["x"], s["z"], s["v"], s["c"]
+
+  def f(p):  # Smooth, non-symmetric test function: a squared distance plus a linear term.
+    return jnp.sum(m.dist(p, z, c=c) ** 2 + 0.3 * p[..., -1] * jnp.cos(p[..., 0]))
+
+  rgrad = m.egrad2rgrad(x, jax.grad(f)(x), c=c)
+  # Per-point directional derivatives: one point moves at a time via a per-row t.
+  t0 = jnp.zeros(x.shape[:-1], x.dtype)
+  directional = jax.jvp(
+      lambda t: jax.grad(lambda r: f(m.expmap(x, r[..., None] * v, c=c)))(t),
+      (t0,), (t0,))[0]
+  return dict(rgrad=rgrad, rgrad_projected=m.proj_tangent(x, rgrad, c=c),
+              inner=m.inner(x, rgrad, v, c=c), directional=directional)
+
+
+def _broadcast_values(m: Manifold, s: dict) -> list:
+  x, y, u, c = s["x"], s["y"], s["u"], s["c"]
+  flat = lambda a: a.reshape(-1, a.shape[-1])
+  return [
+      (m.dist(x, y, c=c).reshape(-1),
+       jax.vmap(lambda a, b: m.dist(a, b, c=c))(flat(x), flat(y))),
+      (flat(m.expmap(x, u, c=c)), jax.vmap(lambda a, b: m.expmap(a, b, c=c))(flat(x), flat(u))),
+      (flat(m.logmap(x, y, c=c)), jax.vmap(lambda a, b: m.logmap(a, b, c=c))(flat(x), flat(y))),
+      (flat(m.transp(x, y, u, c=c)),
+       jax.vmap(lambda a, b, w: m.transp(a, b, w, c=c))(flat(x), flat(y), flat(u))),
+      (flat(m.egrad2rgrad(x, u, c=c)),
+       jax.vmap(lambda a, g: m.egrad2rgrad(a, g, c=c))(flat(x), flat(u))),
+  ]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_calls(fns: tuple[Callable, ...], args: tuple, c) -> list:
+  """``[fn(*a, c=c) for fn, a in zip(fns, args)]`` under one default ``jit``."""
+  return [fn(*a, c=c) for fn, a in zip(fns, args)]
+
+
+def _edge_values(m: Manifold, s: dict) -> dict:
+  x, c = s["x"], s["c"]
+  o = m.origin(x.shape, c=c, dtype=x.dtype)
+  zero = jnp.zeros_like(x)
+  values = [m.dist(x, x, c=c), m.dist(o, o, c=c), m.dist(o, x, c=c),
+            m.expmap(x, zero, c=c), m.logmap(x, x, c=c)]
+  grads = [jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(x),
+           jax.grad(lambda p: jnp.sum(m.dist(p, o, c=c)))(o),
+           jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(o),
+           jax.grad(lambda w: jnp.sum(m.expmap(x, w, c=c)))(zero),
+           jax.grad(lambda p: jnp.sum(m.logmap(x, p, c=c)))(x),
+           jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c) ** 2))(x)]
+  return dict(values=values, grads=grads)
+
+
+def _far_values(m: Manifold, s: dict) -> dict:
+  x, c = s["x"], s["c"]
+  ambient = x.shape[-1]
+  o = m.origin(x.shape, c=c, dtype=x.dtype)
+  direction = _unit(m, o, s["w0"], c)
+  far = m.proj(m.expmap(o, 15.0 * direction, c=c), c=c)
+  farther = m.proj(m.expmap(o, 30.0 * direction, c=c), c=c)
+  on = jnp.all(m.is_on_manifold(far, c=c, atol=_tolerances(x.dtype)[1] * 10))
+  d = [m.dist(far, x, c=c), m.dist(far, farther, c=c), m.pairwise_dist(
+      far.reshape(-1, ambient), x.reshape(-1, ambient), c=c)]
+  g = [jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(far),
+       jax.grad(lambda p: jnp.sum(m.dist(p, farther, c=c)))(far),
+       m.egrad2rgrad(far, jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(far), c=c)]
+  return dict(on=on, d=d, g=g)
+
+
+_COMPUTES = (_on_manifold_values, _tangent_values, _distance_values, _pairwise_values,
+             _exp_log_values, _transport_values, _egrad2rgrad_values, _broadcast_values,
+             _edge_values, _far_values)
+
+
+def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] = (),
+              dtype=None, c=1.0, seed: int = 0) -> list[CheckResult]:
+  """Runs every property on ``manifold`` and returns one :class:`CheckResult` per property.
+
+  Args:
+    manifold: the geometry under test.
+    dim: intrinsic dimension; leaves have ambient size ``manifold.ambient_dim(dim)``.
+    batch_shape: leading shape of the leaves: ``()`` for ``[D]``, ``(N,)`` for ``[N, D]``.
+    dtype: float32 or float64 (the latter needs ``jax.enable_x64(True)``); defaults to
+      float64 when x64 is enabled, else float32.
+    c: curvature magnitude.
+    seed: PRNG seed for the random points.
+  """
+  if dtype is None:
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+  dtype = jnp.dtype(dtype)
+  m = manifold
+  shape = tuple(batch_shape) + (m.ambient_dim(dim),)
+  c = jnp.asarray(c, dtype)
+  s = _samples(m, jax.random.key(seed), shape, dtype, c)
+  x, y, u = s["x"], s["y"], s["u"]
+  ahead = {}  # {compute: future of its compilation}, filled below.
+
+  def run(name: str, fn: Callable[[], tuple[bool, str]]) -> CheckResult:
+    try:
+      ok, detail = fn()
+    except Exception as e:  # A crash is a failure of that property, not of the suite.
+      ok, detail = False, f"{type(e).__name__}: {e}"
+    return CheckResult(name, bool(ok), detail)
+
+  def on_manifold():
+    r = _evaluate(_on_manifold_values, m, s, ahead)
+    for what, ok in r["members"].items():
+      if not bool(ok):
+        return False, f"{what} output is off the manifold"
+    ok, detail = _close(r["proj_x"], x, dtype)
+    if not ok:
+      return False, "proj moves a point already on the manifold: " + detail
+    return _close(r["twice"], r["once"], dtype)
+
+  def tangent():
+    return _close(_evaluate(_tangent_values, m, s, ahead)["projected"], u, dtype)
+
+  def distance_axioms():
+    r = _evaluate(_distance_values, m, s, ahead)
+    ok, detail = _close(r["dxx"], np.zeros_like(r["dxx"]), dtype)
+    if not ok:
+      return False, "d(x, x) != 0: " + detail
+    ok, detail = _close(r["dxy"], r["dyx"], dtype)
+    if not ok:
+      return False, "asymmetric: " + detail
+    if not bool(np.all(np.asarray(r["dxy"]) > 0)):
+      return False, "d(x, y) <= 0 for distinct points"
+    return bool(r["triangle"]), "triangle inequality fails"
+
+  def pairwise():
+    r = _evaluate(_pairwise_values, m, s, ahead)
+    # The matmul form loses ~sqrt(eps) near 0 in float32; compare at the scale of 1.
+    return _close(r["matmul"], r["brute"], dtype, scale=10.0)
+
+  def exp_log():
+    r = _evaluate(_exp_log_values, m, s, ahead)
+    ok, detail = _close(r["exp_log"], y, dtype, scale=10.0)
+    if not ok:
+      return False, "exp_x(log_x y) != y: " + detail
+    ok, detail = _close(r["norm"], r["dxy"], dtype)
+    if not ok:
+      return False, "|log_x y| != d(x, y): " + detail
+    return _close(r["log_exp"], r["small"], dtype, scale=10.0)
+
+  def transport():
+    r = _evaluate(_transport_values, m, s, ahead)
+    ok, detail = _close(r["inner_y"], r["inner_x"], dtype)
+    if not ok:
+      return False, "not an isometry: " + detail
+    ok, detail = _close(r["pu_projected"], r["pu"], dtype)
+    if not ok:
+      return False, "result not in T_y: " + detail
+    return _close(r["transported_log"], r["minus_log"], dtype, scale=10.0)
+
+  def egrad2rgrad():
+    r = _evaluate(_egrad2rgrad_values, m, s, ahead)
+    ok, detail = _close(r["rgrad_projected"], r["rgrad"], dtype)
+    if not ok:
+      return False, "rgrad not in T_x: " + detail
+    return _close(r["inner"], r["directional"], dtype, scale=10.0)
+
+  def broadcast():
+    for got, want in _evaluate(_broadcast_values, m, s, ahead):
+      ok, detail = _close(got, want, dtype)
+      if not ok:
+        return False, detail
+    return True, ""
+
+  def jit():
+    calls = [(m.dist, (x, y)), (m.expmap, (x, u)), (m.logmap, (x, y)), (m.transp, (x, y, u)),
+             (m.egrad2rgrad, (x, u)), (m.proj, (x,))]
+    eager = [fn(*args, c=c) for fn, args in calls]
+    jitted = _jitted_calls(tuple(fn for fn, _ in calls), tuple(args for _, args in calls), c)
+    for (fn, _), want, got in zip(calls, eager, jitted):
+      ok, detail = _close(got, want, dtype)
+      if not ok:
+        return False, f"{fn.__name__}: {detail}"
+    return True, ""
+
+  def edge_gradients():
+    r = _evaluate(_edge_values, m, s, ahead)
+    if not _finite(r["values"]):
+      return False, "non-finite values at x == y / origin / v == 0"
+    if not _finite(r["grads"]):
+      return False, "non-finite gradients at x == y / origin / v == 0"
+    return True, ""
+
+  def far_points():
+    r = _evaluate(_far_values, m, s, ahead)
+    if not bool(r["on"]):
+      return False, "far point off the manifold after proj"
+    if not _finite(r["d"]):
+      return False, "non-finite distances near the boundary / far away"
+    if not _finite(r["g"]):
+      return False, "non-finite gradients near the boundary / far away"
+    return True, ""
+
+  properties = [("on_manifold", on_manifold), ("tangent", tangent),
+                ("distance_axioms", distance_axioms), ("pairwise", pairwise),
+                ("exp_log", exp_log), ("transport", transport), ("egrad2rgrad", egrad2rgrad),
+                ("broadcast", broadcast), ("jit", jit), ("edge_gradients", edge_gradients),
+                ("far_points", far_points)]
+  results = {}
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    ahead.update(_compile_ahead(_COMPUTES, m, s, pool))
+    # ``jit`` first: its eager work overlaps the others' compilation.
+    for name, fn in sorted(properties, key=lambda p: p[0] != "jit"):
+      results[name] = run(name, fn)
+  return [results[name] for name, _ in properties]
+
+
+def assert_conforms(manifold: Manifold, **kwargs) -> None:
+  """Runs :func:`check_all` and raises ``AssertionError`` listing every failed property."""
+  failed = [r for r in check_all(manifold, **kwargs) if not r.ok]
+  if failed:
+    lines = "\n".join(f"  {r.name}: {r.detail}" for r in failed)
+    raise AssertionError(f"{manifold.name} fails {len(failed)} conformance properties:\n{lines}")

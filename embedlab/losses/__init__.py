@@ -1,0 +1,6 @@
+"""Pure loss functions; each takes a geometry so one loss works in every geometry."""
+
+from embedlab.losses.hierarchy import (
+    adjacency_contains, build_adjacency, hierarchy_loss, nickel_kiela_loss, sample_negatives)
+
+__all__ = ["adjacency_contains", "build_adjacency", "hierarchy_loss", "nickel_kiela_loss", "sample_negatives"]

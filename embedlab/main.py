@@ -1,0 +1,48 @@
+"""Command-line entry point.
+
+    python -m embedlab.main --config experiments/hierarchy.py:mammals --workdir runs/mammals
+    python -m embedlab.main --config experiments/hierarchy.py:mammals,dim=2 \
+        --config.optim.learning_rate=0.5 --workdir runs/mammals2d
+"""
+
+from __future__ import annotations
+
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from embedlab import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. experiments/hierarchy.py:mammals.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _summary(results: dict) -> str:
+  rows = [("epochs", results["epochs_completed"]),
+          ("train seconds (this run)", results["train_seconds_this_run"]),
+          ("wall seconds (this run)", results["wall_seconds_this_run"]),
+          ("device", f"{results['machine']['device_kind']} x{results['machine']['num_devices']}")]
+  rows += [(k, v) for k, v in results.get("metrics", {}).items()]
+  width = max(len(k) for k, _ in rows)
+  return "\n".join(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
+                   for k, v in rows)
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  outcome = train.run(_CONFIG.value, _WORKDIR.value)
+  print(_summary(outcome.results))
+  print(f"results: {_WORKDIR.value}/results.json")
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

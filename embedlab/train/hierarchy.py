@@ -1,0 +1,229 @@
+"""The hierarchy-embedding task (Nickel & Kiela 2017/2018) for the shared loop.
+
+Data: a transitive closure (rows ``child, ancestor``) lives on device as int32 arrays; each
+epoch is a random permutation of its edges cut into batches (the last partial batch is dropped,
+as in the reference implementation), and negatives for each child are drawn inside the jitted
+step, excluding the child and its true ancestors.
+
+Parameters: ``{"embeddings": [table_rows, D]}``, the node table padded with origin rows to a
+multiple of :data:`embedlab.train.sharding.ROW_MULTIPLE` (so it row-shards evenly); rows past
+``num_nodes`` are never sampled.
+
+Sparse updates (``config.row_updates``: ``auto`` (default), ``dense`` or ``sparse``): a step touches ``B (K + 2)`` rows, so
+the step gathers those rows, differentiates w.r.t. them, sums the gradient of repeated ids,
+updates only them and scatters them back — the same result as the dense update for stateless RSGD (rows
+with zero gradient do not move) at a cost independent of the table size. Per-row optimizer
+state (Riemannian Adam's moments) is gathered and scattered alongside ("lazy" Adam: untouched
+rows keep their moments, as in sparse Adam implementations).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from embedlab import data as data_lib
+from embedlab import geometry
+from embedlab import optim
+from embedlab.evals import reconstruction
+from embedlab.losses import hierarchy as hierarchy_loss
+from embedlab.train import plots
+from embedlab.train import sharding as sharding_lib
+
+OPTIMIZERS = {"rsgd": optim.riemannian_sgd, "radam": optim.riemannian_adam}
+NEGATIVE_SOURCES = ("uniform", "unigram", "all")
+ROW_UPDATES = ("auto", "dense", "sparse")
+
+
+def _choice(value: str, valid, what: str) -> str:
+  if value not in valid:
+    raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(valid)}")
+  return value
+
+
+class HierarchyTask:
+  """Builds data, parameters, optimizer and the pure step from a hierarchy config."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.manifold = geometry.get(config.geometry)
+    _choice(config.optim.name, OPTIMIZERS, "optimizer")
+    _choice(config.negatives_from, NEGATIVE_SOURCES, "negatives_from")
+    if config.dim < 1 or config.batch_size < 1 or config.num_negatives < 1:
+      raise ValueError("dim, batch_size and num_negatives must be positive; got "
+                       f"{config.dim}, {config.batch_size}, {config.num_negatives}")
+    if config.dtype not in ("float32", "float64"):
+      raise ValueError(f"unknown dtype {config.dtype!r}; expected 'float32' or 'float64'")
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+      # float64 tables need x64 mode; it is process-wide, so a float64 run turns it on.
+      jax.config.update("jax_enable_x64", True)
+    self.dtype = jnp.dtype(config.dtype)
+    self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir)
+    self.num_nodes = self.closure.num_nodes
+    self.table_rows = sharding_lib.padded_rows(self.num_nodes)
+    self.ambient = self.manifold.ambient_dim(config.dim)
+    self.c = jnp.asarray(config.curvature, self.dtype)
+
+    edges = self.closure.edges.astype(np.int32)
+    offsets, targets = data_lib.csr(edges, self.num_nodes)
+    self.max_degree = int(np.max(np.diff(offsets))) if edges.size else 0
+    if edges.shape[0] < config.batch_size:
+      raise ValueError(f"batch_size {config.batch_size} exceeds the {edges.shape[0]} edges of "
+                       f"{config.dataset!r}")
+    self.steps_per_epoch = edges.shape[0] // config.batch_size
+    self.data = {"edges": jnp.asarray(edges),
+                 "adjacency": hierarchy_loss.build_adjacency(offsets, targets,
+                                                             num_nodes=self.num_nodes)}
+    if config.negatives_from == "unigram":
+      # Node frequency in the closure, damped by ^0.75 (word2vec / gensim / N&K reference).
+      counts = np.bincount(edges.reshape(-1), minlength=self.num_nodes).astype(np.float64)
+      weights = counts ** 0.75
+      self.data["cdf"] = jnp.asarray(np.cumsum(weights) / weights.sum(), jnp.float32)
+
+    _choice(config.row_updates, ROW_UPDATES, "row_updates")
+    # Dense updates win on small tables (a CPU step is dominated by per-op overhead there);
+    # sparse ones when the table is much larger than the rows a step touches.
+    touched = config.batch_size * (config.num_negatives + 2)
+    self.all_negatives = config.negatives_from == "all"
+    if self.all_negatives and "dense" not in self.data["adjacency"]:
+      raise ValueError(f"negatives_from='all' needs a small graph (at most 4096 nodes); "
+                       f"{config.dataset!r} has {self.num_nodes}. Sample negatives instead.")
+    self.sparse = not self.all_negatives and (config.row_updates == "sparse" or (
+        config.row_updates == "auto" and self.table_rows > 8 * touched))
+
+    burn_in_steps = config.burn_in_epochs * self.steps_per_epoch
+    decayed = optim.decay_schedule(
+        config.optim.learning_rate, kind=config.optim.decay, begin_step=burn_in_steps,
+        end_step=config.epochs * self.steps_per_epoch,
+        final_multiplier=config.optim.final_multiplier)
+    self._schedule = optim.burn_in_schedule(
+        decayed, burn_in_steps=burn_in_steps, burn_in_multiplier=config.burn_in_multiplier)
+    self.optimizer = OPTIMIZERS[config.optim.name](
+        self._schedule, manifold=self.manifold, c=self.c, update=config.optim.update_rule)
+
+  # --- parameters ---------------------------------------------------------------------------
+  def init_params(self, key):
+    """Points ``exp_o(v)`` with ``v`` uniform in ``[-init_scale, init_scale]`` at the origin ``o``
+    (N&K initialise uniformly in a tiny box around the origin); padding rows at ``o``."""
+    m, c = self.manifold, self.c
+    origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
+    v = jax.random.uniform(key, origin.shape, self.dtype, -self.config.init_scale,
+                           self.config.init_scale)
+    table = m.expmap(origin, m.proj_tangent(origin, v, c=c), c=c)
+    padding = m.origin((self.table_rows - self.num_nodes, self.ambient), c=c, dtype=self.dtype)
+    return {"embeddings": jnp.concatenate([table, padding], axis=0)}
+
+  def learning_rate(self, step: int) -> float:
+    return float(self._schedule(step))
+
+  # --- step ---------------------------------------------------------------------------------
+  def epoch_batches(self, key, data):
+    edges = data["edges"]
+    order = jax.random.permutation(key, edges.shape[0])[: self.steps_per_epoch * self.config.batch_size]
+    return edges[order].reshape(self.steps_per_epoch, self.config.batch_size, 2)
+
+  def _negatives(self, key, pairs, data):
+    return hierarchy_loss.sample_negatives(
+        key, pairs[:, 0], num_negatives=self.config.num_negatives, num_nodes=self.num_nodes,
+        adjacency=data["adjacency"], max_degree=self.max_degree,
+        cumulative_weights=data.get("cdf"))
+
+  def _all_negatives_loss(self, table, pairs, data):
+    """Exact softmax over every node that is neither ``u`` nor an ancestor of ``u``."""
+    m, c = self.manifold, self.c
+    u, v = table[pairs[:, 0]], table[pairs[:, 1]]
+    nodes = jnp.arange(self.table_rows)
+    mask = ((nodes[None, :] < self.num_nodes) & (nodes[None, :] != pairs[:, :1])
+            & ~jnp.pad(data["adjacency"]["dense"][pairs[:, 0]],
+                       ((0, 0), (0, self.table_rows - self.num_nodes))))
+    return hierarchy_loss.nickel_kiela_loss(m.dist(u, v, c=c), m.pairwise_dist(u, table, c=c),
+                                            negative_mask=mask)
+
+  def _dense_step(self, loss_of_table, params, opt_state):
+    loss, grads = jax.value_and_grad(lambda p: loss_of_table(p["embeddings"]))(params)
+    updates, opt_state = self.optimizer.update(grads, opt_state, params)
+    return optim.apply_updates(params, updates, manifold=self.manifold, c=self.c), opt_state, loss
+
+  def train_step(self, params, opt_state, pairs, key, data):
+    m, c = self.manifold, self.c
+    if self.all_negatives:
+      return self._dense_step(lambda table: self._all_negatives_loss(table, pairs, data),
+                              params, opt_state)
+    negatives, mask = self._negatives(key, pairs, data)
+    if not self.sparse:
+      return self._dense_step(
+          lambda table: hierarchy_loss.hierarchy_loss(table, pairs, negatives, manifold=m, c=c,
+                                                      negative_mask=mask),
+          params, opt_state)
+
+    # Sparse: differentiate w.r.t. the gathered rows (one variable per occurrence), sum the
+    # occurrences of each node through a scatter-add, and update only the touched rows.
+    # Duplicated ids compute identical updates, so the final scatter is deterministic. (No
+    # jnp.unique: sorting is the slowest op of such a step on CPU.)
+    ids = jnp.concatenate([pairs.reshape(-1), negatives.reshape(-1)])
+    n_pair_ids = pairs.size
+    table = params["embeddings"]
+    rows = table[ids]
+
+    def loss_of_rows(rows):
+      u_v = rows[:n_pair_ids].reshape(pairs.shape + (-1,))
+      positive_dist = m.dist(u_v[:, 0], u_v[:, 1], c=c)
+      negative_dist = m.dist(u_v[:, :1], rows[n_pair_ids:].reshape(negatives.shape + (-1,)), c=c)
+      return hierarchy_loss.nickel_kiela_loss(positive_dist, negative_dist, negative_mask=mask)
+
+    loss, row_grads = jax.value_and_grad(loss_of_rows)(rows)
+    grads = jnp.zeros_like(table).at[ids].add(row_grads)[ids]
+    sub_params = {"embeddings": rows}
+    sub_state = _gather_rows(opt_state, ids, self.table_rows)
+    updates, sub_state = self.optimizer.update({"embeddings": grads}, sub_state, sub_params)
+    sub_params = optim.apply_updates(sub_params, updates, manifold=m, c=c)
+    params = {"embeddings": table.at[ids].set(sub_params["embeddings"])}
+    return params, _scatter_rows(opt_state, sub_state, ids, self.table_rows), loss
+
+  # --- evaluation and outputs ----------------------------------------------------------------
+  def evaluate(self, params) -> dict[str, float]:
+    ev = self.config.eval
+    metrics = reconstruction.reconstruction_metrics(
+        params["embeddings"], self.closure.edges, manifold=self.manifold, c=self.c,
+        num_nodes=self.num_nodes, symmetric=ev.symmetric, max_queries=ev.max_queries,
+        seed=self.config.seed)
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+            for k, v in metrics.items()}
+
+  def embeddings(self, params) -> np.ndarray:
+    return np.asarray(params["embeddings"][: self.num_nodes])
+
+  def finalize(self, params, workdir: pathlib.Path, results: dict) -> None:
+    vectors = self.embeddings(params)
+    np.savez(workdir / "embeddings.npz", names=np.asarray(self.closure.names), vectors=vectors,
+             geometry=self.manifold.name, curvature=float(self.c))
+    if self.config.plot:
+      path = workdir / f"{self.config.dataset}_{self.manifold.name}_dim{self.config.dim}.png"
+      plots.plot_hierarchy(vectors, self.closure, manifold=self.manifold, c=float(self.c),
+                           path=path, title=_title(self.config, results))
+      results["plot"] = path.name
+
+
+def _title(config, results) -> str:
+  metrics = results.get("metrics", {})
+  return (f"{config.dataset} · {config.geometry} · dim {config.dim} · "
+          f"mean rank {metrics.get('mean_rank', float('nan')):.3f} · "
+          f"MAP {metrics.get('map', float('nan')):.3f}")
+
+
+def _per_row(leaf, table_rows: int) -> bool:
+  return getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == table_rows
+
+
+def _gather_rows(tree, rows, table_rows: int):
+  return jax.tree.map(lambda a: a[rows] if _per_row(a, table_rows) else a, tree)
+
+
+def _scatter_rows(full, sub, rows, table_rows: int):
+  return jax.tree.map(lambda a, b: a.at[rows].set(b) if _per_row(a, table_rows) else b, full, sub)

@@ -1,0 +1,42 @@
+"""Shared fixtures: experiment configs by name, the data dir, a subprocess runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_experiment(name: str):
+  """Imports ``experiments/<name>.py`` as a module (experiments are files, not a package)."""
+  path = ROOT / "experiments" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def data_dir_or_skip() -> pathlib.Path:
+  """The shared data dir (CI sets EMBEDLAB_DATA_DIR), or skip with the reason."""
+  value = os.environ.get("EMBEDLAB_DATA_DIR")
+  if not value or not pathlib.Path(value).is_dir():
+    pytest.skip("EMBEDLAB_DATA_DIR is not set to the shared data folder")
+  return pathlib.Path(value)
+
+
+def run_main(args: list[str], *, env_extra: dict[str, str] | None = None,
+             timeout: int = 600) -> subprocess.CompletedProcess:
+  """Runs ``python -m embedlab.main ARGS`` from the repository root; fails with its output."""
+  env = dict(os.environ, **(env_extra or {}))
+  proc = subprocess.run([sys.executable, "-m", "embedlab.main", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+  if proc.returncode != 0:
+    raise AssertionError(f"embedlab.main {args} failed ({proc.returncode}):\n"
+                         f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+  return proc

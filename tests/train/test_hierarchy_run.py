@@ -1,0 +1,146 @@
+"""End-to-end runs of the shared loop on the hierarchy experiment (small presets)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from embedlab import train
+from tests.conftest import ROOT, data_dir_or_skip, load_experiment, run_main
+
+hierarchy_config = load_experiment("hierarchy")
+
+
+def _config(arg: str):
+  config = hierarchy_config.get_config(arg)
+  config.progress = False
+  return config
+
+
+def _losses(workdir: pathlib.Path) -> list[float]:
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [l["loss"] for l in lines if "loss" in l]
+
+
+def test_smoke_run_writes_every_output(tmp_path):
+  outcome = train.run(_config("smoke,plot=true"), tmp_path)
+  for name in ["config.json", "metrics.jsonl", "results.json", "embeddings.npz",
+               "mammals_poincare_dim5.png"]:
+    assert (tmp_path / name).is_file(), name
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["finished"] and results["epochs_completed"] == 4
+  metrics = results["metrics"]
+  assert metrics["num_queries"] == 1181 and metrics["num_pairs"] == 6542
+  assert 1.0 <= metrics["mean_rank"] < 1182 and 0.0 < metrics["map"] <= 1.0
+  stored = np.load(tmp_path / "embeddings.npz")
+  assert stored["vectors"].shape == (1182, 5) and stored["names"].shape == (1182,)
+  assert np.all(np.linalg.norm(stored["vectors"], axis=1) < 1.0)
+  assert outcome.results["metrics"] == metrics
+
+
+def test_training_improves_reconstruction(tmp_path):
+  """A short real run must beat the random-init embedding by a wide margin."""
+  config = _config("mammals,epochs=20,eval_every_epochs=20,checkpoint_every_epochs=20,"
+                   "plot=false,batch=10,lr=1.0,burn_in=2,negatives=20")
+  before = train.TASKS["hierarchy"](config)
+  initial = before.evaluate(before.init_params(jax.random.PRNGKey(config.seed)))
+  final = train.run(config, tmp_path).results["metrics"]
+  assert final["map"] > initial["map"] + 0.5
+  assert final["mean_rank"] < initial["mean_rank"] / 20
+
+
+def test_resume_after_kill_is_bitwise_identical(tmp_path):
+  straight = tmp_path / "straight"
+  train.run(_config("smoke"), straight)
+  killed = tmp_path / "killed"
+  partial = train.run(_config("smoke,stop_after_epochs=2"), killed)
+  assert not partial.results["finished"] and partial.results["epochs_completed"] == 2
+  assert not (killed / "embeddings.npz").exists()
+  resumed = train.run(_config("smoke"), killed)
+  assert resumed.results["finished"]
+  a = np.load(straight / "embeddings.npz")["vectors"]
+  b = np.load(killed / "embeddings.npz")["vectors"]
+  np.testing.assert_array_equal(a, b)
+  assert _losses(straight) == _losses(killed)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+  train.run(_config("smoke,stop_after_epochs=2"), tmp_path)
+  with pytest.raises(ValueError, match="different config.*dim"):
+    train.run(_config("smoke,dim=3"), tmp_path)
+  # The refused run left the workdir as it was: resuming with the right config still works.
+  assert train.run(_config("smoke"), tmp_path).results["finished"]
+
+
+def test_non_finite_loss_raises_and_keeps_last_checkpoint(tmp_path):
+  config = _config("smoke,geometry=euclidean,lr=1e30,burn_in=0,epochs_per_call=1")
+  with pytest.raises(FloatingPointError, match="non-finite loss at epoch"):
+    train.run(config, tmp_path)
+  assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("smoke,geometry=hyperbolic", "unknown geometry 'hyperbolic'"),
+    ("smoke,optimizer=sgd", "unknown optimizer 'sgd'"),
+    ("smoke,dataset=birds", "birds"),
+    ("smoke,negatives_from=zipf", "unknown negatives_from"),
+    ("smoke,dim=0", "must be positive"),
+])
+def test_bad_config_values_give_clear_errors(tmp_path, arg, message):
+  with pytest.raises(ValueError, match=message):
+    train.run(_config(arg), tmp_path)
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("nonsense", "unknown preset 'nonsense'"),
+    ("smoke,dimm=3", "unknown config field 'dimm'"),
+    ("smoke,dim=three", "dim='three': expected a int"),
+    ("smoke,mammals", "several presets"),
+])
+def test_bad_config_args_give_clear_errors(arg, message):
+  with pytest.raises(ValueError, match=message):
+    hierarchy_config.get_config(arg)
+
+
+@pytest.mark.parametrize("preset", sorted(hierarchy_config.PRESETS))
+def test_every_preset_trains_restores_and_continues(tmp_path, preset):
+  overrides = "epochs=2,stop_after_epochs=1,eval_every_epochs=2,checkpoint_every_epochs=1," \
+              "epochs_per_call=1,plot=false"
+  if preset == "nouns":
+    data_dir_or_skip()
+    overrides += ",eval.max_queries=200,batch=4096"
+  partial = train.run(_config(f"{preset},{overrides}"), tmp_path)
+  assert partial.results["epochs_completed"] == 1
+  finished = train.run(_config(f"{preset},{overrides.replace('stop_after_epochs=1', 'stop_after_epochs=none')}"),
+                       tmp_path)
+  assert finished.results["finished"] and finished.results["epochs_completed"] == 2
+  assert np.isfinite(finished.results["metrics"]["map"])
+
+
+@pytest.mark.parametrize("geometry", ["euclidean", "poincare", "lorentz", "sphere"])
+def test_every_geometry_runs_the_smoke_preset(tmp_path, geometry):
+  results = train.run(_config(f"smoke,geometry={geometry},epochs=2,eval_every_epochs=2"),
+                      tmp_path).results
+  assert results["finished"] and np.isfinite(results["metrics"]["mean_rank"])
+  vectors = np.load(tmp_path / "embeddings.npz")["vectors"]
+  assert vectors.shape[1] == (6 if geometry == "lorentz" else 5)
+
+
+def test_eight_devices_match_one_device(tmp_path):
+  """Same loss curve with the batch and the table sharded over 8 simulated CPU devices."""
+  args = ["--config", "experiments/hierarchy.py:smoke", "--config.progress=false"]
+  run_main(args + ["--workdir", str(tmp_path / "one")])
+  run_main(args + ["--workdir", str(tmp_path / "eight")],
+           env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  eight = json.loads((tmp_path / "eight" / "results.json").read_text())
+  assert eight["machine"]["num_devices"] == 8
+  np.testing.assert_allclose(_losses(tmp_path / "eight"), _losses(tmp_path / "one"),
+                             rtol=1e-5)
+  np.testing.assert_allclose(np.load(tmp_path / "eight" / "embeddings.npz")["vectors"],
+                             np.load(tmp_path / "one" / "embeddings.npz")["vectors"],
+                             atol=1e-5)
