@@ -142,7 +142,11 @@ class HierarchyTask:
     mask = ((nodes[None, :] < self.num_nodes) & (nodes[None, :] != pairs[:, :1])
             & ~jnp.pad(data["adjacency"]["dense"][pairs[:, 0]],
                        ((0, 0), (0, self.table_rows - self.num_nodes))))
-    return hierarchy_loss.nickel_kiela_loss(m.dist(u, v, c=c), m.pairwise_dist(u, table, c=c),
+    # Weighting every negative by K / N makes this the noise-free expectation of the sampled
+    # loss with K negatives (num_negatives); K = N gives the exact softmax.
+    shift = jnp.log(self.num_nodes / self.config.num_negatives)
+    return hierarchy_loss.nickel_kiela_loss(m.dist(u, v, c=c),
+                                            m.pairwise_dist(u, table, c=c) + shift,
                                             negative_mask=mask)
 
   def _dense_step(self, loss_of_table, params, opt_state):

@@ -144,3 +144,25 @@ def test_eight_devices_match_one_device(tmp_path):
   np.testing.assert_allclose(np.load(tmp_path / "eight" / "embeddings.npz")["vectors"],
                              np.load(tmp_path / "one" / "embeddings.npz")["vectors"],
                              atol=1e-5)
+
+
+@pytest.mark.parametrize("num_negatives", [50, 1182])
+def test_all_negatives_loss_is_the_weighted_softmax(num_negatives):
+  """negatives_from='all' = d(u,v) + log(e^-d(u,v) + K/N sum_{w not u, not ancestor} e^-d(u,w))."""
+  task = train.TASKS["hierarchy"](
+      _config(f"mammals,negatives_from=all,negatives={num_negatives}"))
+  table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
+  pairs = np.asarray(task.closure.edges[::700][:8])
+  got = float(task._all_negatives_loss(table, pairs, task.data))
+  points = np.asarray(table, np.float64)
+  ancestors = {}
+  for child, ancestor in task.closure.edges:
+    ancestors.setdefault(int(child), set()).add(int(ancestor))
+  n = task.num_nodes
+  losses = []
+  for u, v in pairs:
+    d = np.asarray(task.manifold.dist(points[u][None], points[:n], c=1.0), np.float64)
+    negatives = [w for w in range(n) if w != u and w not in ancestors[int(u)]]
+    total = np.exp(-d[v]) + num_negatives / n * np.sum(np.exp(-d[negatives]))
+    losses.append(d[v] + np.log(total))
+  np.testing.assert_allclose(got, np.mean(losses), rtol=1e-4)
