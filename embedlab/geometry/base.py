@@ -72,6 +72,9 @@ class Manifold:
 jax.tree_util.register_static(Manifold)
 
 
+_MAX_NAMED_ROWS = 10  # check_on_manifold names at most this many offending rows.
+
+
 def _default_atol(dtype) -> float:
   return 1e-4 if jnp.dtype(dtype).itemsize <= 4 else 1e-9
 
@@ -98,9 +101,15 @@ def check_on_manifold(manifold: Manifold, x, *, c=1.0, atol: float | None = None
     return
   bad = np.flatnonzero(~ok)
   rows = x.reshape(-1, x.shape[-1])
+  # Name rows by their index into x's leading axes: ints for a [N, D] table, tuples beyond.
+  index = np.stack(np.unravel_index(bad, x.shape[:-1]), axis=-1) if x.ndim > 1 else None
+  named = [] if index is None else [
+      int(i[0]) if len(i) == 1 else tuple(int(j) for j in i) for i in index[:_MAX_NAMED_ROWS]]
+  where = "" if index is None else (
+      f": rows {named}" + (f" and {bad.size - len(named)} more" if bad.size > len(named) else ""))
   raise ValueError(
       f"{name}: {bad.size} of {ok.size} points are not on the {manifold.name} manifold "
-      f"(c={float(np.asarray(c))}, atol={atol}); first bad row {int(bad[0])}: "
+      f"(c={float(np.asarray(c))}, atol={atol}){where}; first bad point "
       f"{np.asarray(rows[bad[0]]).tolist()}. Use manifold.proj to move points onto it.")
 
 

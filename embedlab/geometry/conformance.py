@@ -152,7 +152,13 @@ def _wait(ahead: dict, key) -> None:
 def _evaluate(compute: Callable, m: Manifold, s: dict, ahead: dict | None = None):
   """``compute(m, s)`` under ``jit``; the Manifold record is a static pytree, so each geometry
   compiles once per shape and dtype, and every curvature reuses that compilation."""
-  _wait(ahead or {}, compute)
+  ahead = {} if ahead is None else ahead
+  if _all_values in ahead:
+    if "all" not in ahead:
+      _wait(ahead, _all_values)
+      ahead["all"] = _jitted(_all_values, jax.default_backend())(m, s)
+    return ahead["all"][compute]
+  _wait(ahead, compute)
   return _jitted(compute, jax.default_backend())(m, s)
 
 
@@ -278,6 +284,11 @@ def _far_values(m: Manifold, s: dict) -> dict:
 _COMPUTES = (_on_manifold_values, _tangent_values, _distance_values, _pairwise_values,
              _exp_log_values, _transport_values, _egrad2rgrad_values, _broadcast_values,
              _edge_values, _far_values)
+
+
+def _all_values(m: Manifold, s: dict) -> dict:
+  """Every computation in one program (one trace and compilation; XLA shares the common work)."""
+  return {compute: compute(m, s) for compute in _COMPUTES}
 
 
 def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] = (),
@@ -414,9 +425,12 @@ def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] 
   results = {}
   with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
     platform = jax.default_backend()
-    jobs = {_jitted_calls: (_jitted_calls, jit_args)}
-    jobs.update({compute: (_jitted(compute, platform), (m, s)) for compute in _COMPUTES})
+    jobs = {_jitted_calls: (_jitted_calls, jit_args),
+            _all_values: (_jitted(_all_values, platform), (m, s))}
     ahead.update(_compile_ahead(pool, jobs))
+    if _all_values not in ahead:  # Some property fails to trace: compile them one by one.
+      ahead.update(_compile_ahead(pool, {compute: (_jitted(compute, platform), (m, s))
+                                         for compute in _COMPUTES}))
     # ``jit`` first: its eager work overlaps the others' compilation.
     for name, fn in sorted(properties, key=lambda p: p[0] != "jit"):
       results[name] = run(name, fn)

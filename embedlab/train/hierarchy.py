@@ -216,7 +216,9 @@ class HierarchyTask:
 
 def _title(config, results) -> str:
   metrics = results.get("metrics", {})
-  return (f"{config.dataset} · {config.geometry} · dim {config.dim} · "
+  view = "" if config.dim == 2 or config.geometry not in ("poincare", "lorentz") else \
+      " (projected: radius ∝ distance to origin)"
+  return (f"{config.dataset} · {config.geometry} · dim {config.dim}{view} · "
           f"mean rank {metrics.get('mean_rank', float('nan')):.3f} · "
           f"MAP {metrics.get('map', float('nan')):.3f}")
 

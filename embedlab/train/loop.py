@@ -139,11 +139,21 @@ def build_epoch_fn(task: Task, mesh, epochs_per_call: int) -> Callable:
   return jax.jit(run_epochs, donate_argnums=0)
 
 
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def _machine() -> dict:
   device = jax.devices()[0]
   return {"platform": device.platform, "device_kind": device.device_kind,
           "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-          "processor": platform.processor() or platform.machine(),
+          "processor": _cpu_model(),
           "jax": jax.__version__}
 
 

@@ -1,9 +1,9 @@
 """Pictures of embeddings: hierarchies in the 2-D Poincaré disk.
 
 Points of any geometry are first mapped to a 2-D picture:
-* Poincaré / Lorentz: to the Poincaré ball (Lorentz via the isometry); if ``d > 2``, to the
-  tangent space at the origin (``logmap0``), onto its two principal axes, and back with
-  ``expmap0`` — the picture is exact for ``d == 2`` and a projection otherwise.
+* Poincaré / Lorentz: to the Poincaré ball (Lorentz via the isometry); exact for ``d == 2``.
+  For ``d > 2``: directions from the two principal axes of ``logmap0``, picture radius
+  proportional to the hyperbolic distance from the origin (a projection, labelled as such).
 * Euclidean / sphere: the two principal axes of the coordinates.
 Edges of the *direct* hierarchy (each node to its nearest ancestor in the closure, i.e. the
 ancestor with the most ancestors of its own) are drawn, and the top levels are labelled.
@@ -36,12 +36,14 @@ def to_disk(vectors: np.ndarray, *, manifold: Manifold, c: float) -> tuple[np.nd
     ball = np.asarray(lorentz.to_poincare(vectors, c=c)) if manifold.name == "lorentz" else vectors
     if ball.shape[1] == 2:
       return ball * np.sqrt(c), True
+    # Directions from the principal axes of the tangent vectors at the origin; picture radius
+    # proportional to the hyperbolic distance from the origin (the exact disk radius would put
+    # every leaf on the rim and hide the levels).
     tangent = np.asarray(poincare.logmap0(ball, c=c))
-    flat = _principal_axes(tangent - 0.0)
-    # Keep the tangent vectors' lengths (distances to the origin) while projecting directions.
-    flat = flat * (np.linalg.norm(tangent, axis=1) / np.maximum(np.linalg.norm(flat, axis=1),
-                                                                1e-12))[:, None]
-    return np.asarray(poincare.expmap0(flat, c=c)) * np.sqrt(c), True
+    flat = _principal_axes(tangent)
+    radius = np.linalg.norm(tangent, axis=1)
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+    return 0.98 * unit * (radius / max(radius.max(), 1e-12))[:, None], True
   if vectors.shape[1] == 2:
     return vectors, False
   return _principal_axes(vectors), False
