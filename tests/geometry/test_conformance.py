@@ -1,9 +1,10 @@
 """The conformance table of DESIGN.md §4, and proof that the suite catches broken geometries.
 
-Every registered geometry x dtype x intrinsic dim x leaf shape x curvature must pass every
-property of ``conformance.check_all``. The leaf shapes are a single point ``[D]``, a table
-``[N, D]`` and a square table with ``N == D`` (where a reduction over the wrong axis would still
-have the right shape).
+Every registered geometry x dtype x dim (``check_all``'s ``dim``; the ambient size ``D`` is
+``manifold.ambient_dim(dim)``) x leaf shape x curvature must pass every property of
+``conformance.check_all``. The leaf shapes are a single point ``[D]``, a table ``[N, D]`` and a
+square table with ``N == D`` (where a reduction over the wrong axis keeps the right shape).
+Curvatures cost almost nothing: each computation compiles once per geometry, dtype and shape.
 """
 
 import dataclasses

@@ -31,7 +31,7 @@ def test_get_unknown_name_lists_the_valid_ones():
 
 def _points(name, c, dtype=jnp.float32):
   m = GEOMETRIES[name]
-  return m.random_point(jax.random.key(0), (N, m.ambient_dim(3)), c=c, dtype=dtype)
+  return m.random_point(jax.random.key(0), (N, m.ambient_dim(5)), c=c, dtype=dtype)
 
 
 # How to push one point off each manifold (the string names the case in test ids).

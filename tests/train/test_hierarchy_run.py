@@ -154,7 +154,7 @@ def test_all_negatives_loss_is_the_weighted_softmax(num_negatives):
   table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
   pairs = np.asarray(task.closure.edges[::700][:8])
   got = float(task._all_negatives_loss(table, pairs, task.data))
-  points = np.asarray(table, np.float64)
+  points = np.asarray(table)
   ancestors = {}
   for child, ancestor in task.closure.edges:
     ancestors.setdefault(int(child), set()).add(int(ancestor))
