@@ -29,8 +29,8 @@ ALIASES = {"lr": "optim.learning_rate", "negatives": "num_negatives",
 PRESETS = {
     # The default demo: the paper's model and batch, with the noise-free expectation of the
     # sampled loss (every non-ancestor as a negative, weighted by num_negatives / num_nodes)
-    # and lr 1.0. See README for its numbers next to the paper's.
-    "mammals": {"negatives_from": "all", "optim.learning_rate": 1.0},
+    # and lr 0.4. See README for its numbers next to the paper's.
+    "mammals": {"negatives_from": "all", "optim.learning_rate": 0.4},
     # Nickel & Kiela's reported settings.
     "paper": {"epochs": 300, "batch_size": 10, "num_negatives": 50,
               "optim.learning_rate": 0.3, "burn_in_epochs": 20, "burn_in_multiplier": 0.01,
