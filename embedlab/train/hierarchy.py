@@ -171,15 +171,16 @@ class HierarchyTask:
     # Duplicated ids compute identical updates, so the final scatter is deterministic. (No
     # jnp.unique: sorting is the slowest op of such a step on CPU.)
     ids = jnp.concatenate([pairs.reshape(-1), negatives.reshape(-1)])
-    n_pair_ids = pairs.size
     table = params["embeddings"]
     rows = table[ids]
+    # The same loss on the gathered rows: position i of ``rows`` holds the node ids[i].
+    positions = jnp.arange(ids.shape[0], dtype=jnp.int32)
+    row_pairs = positions[:pairs.size].reshape(pairs.shape)
+    row_negatives = positions[pairs.size:].reshape(negatives.shape)
 
     def loss_of_rows(rows):
-      u_v = rows[:n_pair_ids].reshape(pairs.shape + (-1,))
-      positive_dist = m.dist(u_v[:, 0], u_v[:, 1], c=c)
-      negative_dist = m.dist(u_v[:, :1], rows[n_pair_ids:].reshape(negatives.shape + (-1,)), c=c)
-      return hierarchy_loss.nickel_kiela_loss(positive_dist, negative_dist, negative_mask=mask)
+      return hierarchy_loss.hierarchy_loss(rows, row_pairs, row_negatives, manifold=m, c=c,
+                                           negative_mask=mask)
 
     loss, row_grads = jax.value_and_grad(loss_of_rows)(rows)
     grads = jnp.zeros_like(table).at[ids].add(row_grads)[ids]

@@ -166,3 +166,15 @@ def test_all_negatives_loss_is_the_weighted_softmax(num_negatives):
     total = np.exp(-d[v]) + num_negatives / n * np.sum(np.exp(-d[negatives]))
     losses.append(d[v] + np.log(total))
   np.testing.assert_allclose(got, np.mean(losses), rtol=1e-4)
+
+
+@pytest.mark.parametrize("geometry", ["poincare", "lorentz"])
+def test_sparse_row_updates_match_dense_ones(tmp_path, geometry):
+  """RSGD is per-row, so updating only the touched rows must give the dense result."""
+  arg = f"smoke,geometry={geometry},epochs=2,eval_every_epochs=2,checkpoint_every_epochs=2"
+  dense = train.run(_config(arg + ",row_updates=dense"), tmp_path / "dense")
+  sparse = train.run(_config(arg + ",row_updates=sparse"), tmp_path / "sparse")
+  np.testing.assert_allclose(np.asarray(sparse.params["embeddings"]),
+                             np.asarray(dense.params["embeddings"]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(_losses(tmp_path / "sparse"), _losses(tmp_path / "dense"),
+                             rtol=1e-5)
