@@ -24,7 +24,8 @@ import ml_collections
 from embedlab.train.config import build_config
 
 ALIASES = {"lr": "optim.learning_rate", "negatives": "num_negatives",
-           "burn_in": "burn_in_epochs", "batch": "batch_size", "optimizer": "optim.name"}
+           "burn_in": "burn_in_epochs", "batch": "batch_size", "optimizer": "optim.name",
+           "link": "link_prediction.test_fraction"}
 
 PRESETS = {
     # The default demo: the paper's model and batch, with the noise-free expectation of the
@@ -52,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset = "mammals"          # "mammals" (packaged) or "nouns" (EMBEDLAB_DATA_DIR)
   config.data_dir = ml_collections.FieldReference(None, field_type=str)
   config.geometry = "poincare"        # any name in embedlab.geometry.GEOMETRIES
+  # "distance": d(u, v) in the geometry; "translational": d(u + r, v), Euclidean only (N&K).
+  config.model = "distance"
   config.curvature = 1.0
   config.dim = 5
   config.dtype = "float32"
@@ -61,7 +64,10 @@ def base_config() -> ml_collections.ConfigDict:
   # "uniform" or "unigram" (count^0.75, as gensim) sample num_negatives per pair; "all" uses
   # every non-ancestor, each weighted by num_negatives / num_nodes: the noise-free expectation
   # of the sampled loss (small graphs only, <= 4096 nodes).
+  # "batch": one set of batch_negatives uniform nodes shared by every pair of a step, each
+  # weighted by num_negatives / batch_negatives (large graphs; see embedlab/train/hierarchy.py).
   config.negatives_from = "uniform"
+  config.batch_negatives = 1024
   config.epochs = 300
   config.burn_in_epochs = 20
   config.burn_in_multiplier = 0.01
@@ -77,9 +83,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_every_epochs = 100
   config.checkpoint_every_epochs = 50
   config.stop_after_epochs = ml_collections.FieldReference(None, field_type=int)
+  # Held-out share of the non-basic closure edges (N&K link prediction); 0 = reconstruction.
+  config.link_prediction = ml_collections.ConfigDict()
+  config.link_prediction.test_fraction = 0.0
+  config.link_prediction.seed = 0
   config.eval = ml_collections.ConfigDict()
   config.eval.symmetric = False
   config.eval.max_queries = ml_collections.FieldReference(None, field_type=int)
+  config.eval.final_all_queries = True  # the last evaluation ignores max_queries
   config.plot = True
   config.progress = True
   return config

@@ -61,6 +61,16 @@ def _neighbour_csr(edges, num_nodes: int, symmetric: bool):
   return _csr(edges, num_nodes)
 
 
+def _filter_csr(known_edges, edges, num_nodes: int, symmetric: bool):
+  """CSR of the known neighbours of each node that are not among the ones being ranked."""
+  known_offsets, known_targets = _neighbour_csr(known_edges, num_nodes, symmetric)
+  offsets, targets = _neighbour_csr(edges, num_nodes, symmetric)
+  known_rows = np.repeat(np.arange(num_nodes), np.diff(known_offsets))
+  ranked = np.repeat(np.arange(num_nodes), np.diff(offsets)) * num_nodes + targets
+  keep = ~np.isin(known_rows * num_nodes + known_targets, ranked)
+  return _csr(np.stack([known_rows[keep], known_targets[keep]], axis=1), num_nodes)
+
+
 def _padded_neighbours(rows: np.ndarray, offsets, targets, batch: int, width: int):
   """``(ids int32 [batch, width], valid bool [batch, width])``: the neighbours of each row.
 
@@ -83,7 +93,8 @@ def _searchsorted_rows(sorted_rows, values, side: str):
 
 
 @jax.jit
-def _chunk_stats(manifold: Manifold, x, c, queries, neighbours, neighbour_valid, row_valid):
+def _chunk_stats(manifold: Manifold, x, c, queries, neighbours, neighbour_valid, row_valid,
+                 excluded=None, translation=None):
   """Per-row rank sum, average precision and neighbour count for one chunk of queries.
 
   Args:
@@ -94,12 +105,16 @@ def _chunk_stats(manifold: Manifold, x, c, queries, neighbours, neighbour_valid,
     neighbours: ``int32 [B, P]`` neighbour ids of each query, empty slots hold the query id.
     neighbour_valid: ``bool [B, P]``, false on empty slots.
     row_valid: ``bool [B]``, false on padding rows.
+    excluded: optional ``int32 [B, Q]`` ids never ranked for that row (known true edges in
+      filtered link prediction); empty slots hold the query id.
+    translation: optional ``[D]`` vector added to each query point (translational model).
 
   Returns:
     ``(rank_sum [B], ap [B], num_neighbours [B])``, zero on padding rows.
   """
   n = x.shape[0]
-  d = manifold.pairwise_dist(x[queries], x, c=c)
+  query_points = x[queries] if translation is None else x[queries] + translation
+  d = manifold.pairwise_dist(query_points, x, c=c)
   # Non-negative floats order exactly like their bit patterns read as integers, and XLA's CPU
   # sort is ~6x faster on integers than on floats (whose comparator orders NaN and -0.0).
   # `where` maps -0.0 to +0.0 and NaN to +inf (the worst rank) so the patterns stay monotone.
@@ -109,6 +124,10 @@ def _chunk_stats(manifold: Manifold, x, c, queries, neighbours, neighbour_valid,
   # Above every distance, +inf included: the query never counts as a node w != u.
   is_query = queries[:, None] == jnp.arange(n)[None, :]
   key = jnp.where(is_query, jnp.iinfo(int_dtype).max, key)
+  if excluded is not None:
+    # Filtered ranking: known edges sort with the query, above every candidate.
+    rows = jnp.arange(key.shape[0])[:, None]
+    key = key.at[rows, excluded].set(jnp.iinfo(int_dtype).max)
   neighbour_key = jnp.take_along_axis(key, neighbours, axis=1)  # Empty slots: the max too.
 
   # One sort per row, then binary searches: O(N log N + P log N) per row, where counting by
@@ -137,7 +156,7 @@ def _chunk_stats(manifold: Manifold, x, c, queries, neighbours, neighbour_valid,
 def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
                            num_nodes: int | None = None, symmetric: bool = False,
                            chunk_size: int | None = None, max_queries: int | None = None,
-                           seed: int = 0) -> dict:
+                           seed: int = 0, known_edges=None, translation=None) -> dict:
   """Reconstruction mean rank and MAP (Nickel & Kiela, NeurIPS 2017).
 
   Neighbours ``Nb(u)``: the closure rows are ``(child, ancestor)`` pairs; by default the
@@ -159,6 +178,12 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
   matmul-based ``pairwise_dist``, whose rounding can split a mathematical tie (or order two
   nodes differently than ``manifold.dist`` would): such ties between distinct nodes are
   effectively broken arbitrarily.
+
+  Link prediction (``known_edges`` given): ``edges`` are the held-out rows to rank and
+  ``known_edges`` every true row (training and held-out); a known ancestor of ``u`` that is not
+  one of its held-out ones is removed from the candidates ``w`` in both formulas (the
+  "filtered" setting), so a held-out edge is ranked only against non-edges and other held-out
+  edges.
 
   Note: gensim's ``ReconstructionEvaluation`` counts ``u`` itself (at distance 0) as a
   non-neighbour, so its mean rank is exactly 1 higher than this one and its AP denominators
@@ -189,6 +214,10 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     max_queries: if set and smaller than the number of nodes with a neighbour, evaluate a
       uniform sample of that many query nodes (without replacement) instead of all of them.
     seed: seed of the numpy generator that draws that sample.
+    known_edges: optional ``int [K, 2]`` rows, same format as ``edges``, excluded from the
+      candidates (filtered link prediction); ``None`` ranks against every other node.
+    translation: optional ``[D]`` vector ``r``: distances become ``d(u + r, w)``, the
+      translational baseline of N&K (Euclidean only; ``u`` is the child, ``w`` a candidate).
 
   Returns:
     ``{"mean_rank": float, "map": float, "num_queries": int, "num_pairs": int,
@@ -216,7 +245,13 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     raise ValueError("embeddings hold NaN or inf in the first num_nodes rows; ranks would be "
                      "meaningless.")
 
+  if translation is not None:
+    translation = jnp.asarray(translation, x.dtype)
+    if translation.shape != x.shape[1:]:
+      raise ValueError(f"translation must have shape {x.shape[1:]}, got {translation.shape}.")
   offsets, targets = _neighbour_csr(edges, num_nodes, symmetric)
+  if known_edges is not None:
+    known_offsets, known_targets = _filter_csr(known_edges, edges, num_nodes, symmetric)
   queries = np.flatnonzero(np.diff(offsets) > 0)
   sampled = max_queries is not None and max_queries < queries.size
   if sampled:
@@ -246,7 +281,13 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     padded[:rows.size] = rows
     row_valid = np.arange(batch) < rows.size
     ids, valid = _padded_neighbours(rows, offsets, targets, batch, width)
-    pending.append(_chunk_stats(manifold, x, c, padded, ids, valid, row_valid))
+    excluded = None
+    if known_edges is not None:
+      known_degree = known_offsets[rows + 1] - known_offsets[rows]
+      known_width = max(_MIN_WIDTH, 1 << int(max(known_degree.max(), 1) - 1).bit_length())
+      excluded, _ = _padded_neighbours(rows, known_offsets, known_targets, batch, known_width)
+    pending.append(_chunk_stats(manifold, x, c, padded, ids, valid, row_valid, excluded,
+                                translation))
     # Dispatch is asynchronous: the host prepares the next chunk while the device works.
     if len(pending) > _MAX_IN_FLIGHT:
       collect(pending.popleft())

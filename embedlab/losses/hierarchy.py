@@ -69,8 +69,12 @@ def nickel_kiela_loss(positive_dist, negative_dist, *, negative_mask=None,
 
 
 def hierarchy_loss(embeddings, pairs, negatives, *, manifold: Manifold, c=1.0,
-                   negative_mask=None, reduction: str = "mean"):
+                   negative_mask=None, reduction: str = "mean", translation=None):
   """Nickel & Kiela loss for index pairs into an embedding table, in any geometry.
+
+  With ``translation`` ``r`` it is N&K's *translational* baseline: ``d(u + r, v)`` with one
+  learned vector for the (asymmetric) hypernym relation, which a symmetric distance alone
+  cannot express (Euclidean geometry only: ``u + r`` must stay a point of the manifold).
 
   Args:
     embeddings: ``[N, D]`` table of points on ``manifold``.
@@ -80,6 +84,7 @@ def hierarchy_loss(embeddings, pairs, negatives, *, manifold: Manifold, c=1.0,
     c: curvature magnitude.
     negative_mask: optional ``[B, K]`` bool, see :func:`nickel_kiela_loss`.
     reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    translation: optional ``[D]`` relation vector ``r`` added to every child ``u``.
   """
   if pairs.ndim != 2 or pairs.shape[1] != 2:
     raise ValueError(f"pairs must be [B, 2] (child, ancestor) ids; got shape {pairs.shape}")
@@ -89,6 +94,8 @@ def hierarchy_loss(embeddings, pairs, negatives, *, manifold: Manifold, c=1.0,
     raise ValueError(f"negatives must be [B, K] ids with B = {pairs.shape[0]} (one row per pair); "
                      f"got shape {negatives.shape}")
   u = embeddings[pairs[:, 0]]
+  if translation is not None:
+    u = u + translation
   v = embeddings[pairs[:, 1]]
   neg = embeddings[negatives]
   positive_dist = manifold.dist(u, v, c=c)

@@ -7,7 +7,13 @@ step, excluding the child and its true ancestors.
 
 Parameters: ``{"embeddings": [table_rows, D]}``, the node table padded with origin rows to a
 multiple of :data:`embedlab.train.sharding.ROW_MULTIPLE` (so it row-shards evenly); rows past
-``num_nodes`` are never sampled.
+``num_nodes`` are never sampled. ``config.model="translational"`` (Euclidean only) adds
+``{"translation": [D]}``, N&K's translational baseline ``d(u + r, v)``.
+
+Link prediction (``config.link_prediction.test_fraction > 0``): a share of the closure's
+non-basic edges is held out (:mod:`embedlab.data.splits`), training sees the rest (negatives
+exclude only training edges), and evaluation ranks the held-out edges against non-edges
+(filtered) next to the reconstruction of the training edges.
 
 Sparse updates (``config.row_updates``: ``auto`` (default), ``dense`` or ``sparse``): a step touches ``B (K + 2)`` rows, so
 the step gathers those rows, differentiates w.r.t. them, sums the gradient of repeated ids,
@@ -29,6 +35,7 @@ import numpy as np
 import optax
 
 from embedlab import data as data_lib
+from embedlab.data import splits
 from embedlab import geometry
 from embedlab import optim
 from embedlab.evals import reconstruction
@@ -37,8 +44,9 @@ from embedlab.train import plots
 from embedlab.train import sharding as sharding_lib
 
 OPTIMIZERS = {"rsgd": optim.riemannian_sgd, "radam": optim.riemannian_adam}
-NEGATIVE_SOURCES = ("uniform", "unigram", "all")
+NEGATIVE_SOURCES = ("uniform", "unigram", "all", "batch")
 ROW_UPDATES = ("auto", "dense", "sparse")
+MODELS = ("distance", "translational")
 
 
 def _choice(value: str, valid, what: str) -> str:
@@ -64,13 +72,24 @@ class HierarchyTask:
       # float64 tables need x64 mode; it is process-wide, so a float64 run turns it on.
       jax.config.update("jax_enable_x64", True)
     self.dtype = jnp.dtype(config.dtype)
+    _choice(config.model, MODELS, "model")
+    self.translational = config.model == "translational"
+    if self.translational and self.manifold.name != "euclidean":
+      raise ValueError(f"model='translational' adds a vector to points, so it needs "
+                       f"geometry='euclidean'; got {config.geometry!r}.")
     self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir)
+    self.split = None
+    if config.link_prediction.test_fraction > 0:
+      self.split = splits.link_prediction_split(
+          self.closure, test_fraction=config.link_prediction.test_fraction,
+          seed=config.link_prediction.seed)
+    self.train_closure = self.split.train if self.split else self.closure
     self.num_nodes = self.closure.num_nodes
     self.table_rows = sharding_lib.padded_rows(self.num_nodes)
     self.ambient = self.manifold.ambient_dim(config.dim)
     self.c = jnp.asarray(config.curvature, self.dtype)
 
-    edges = self.closure.edges.astype(np.int32)
+    edges = self.train_closure.edges.astype(np.int32)
     offsets, targets = data_lib.csr(edges, self.num_nodes)
     self.max_degree = int(np.max(np.diff(offsets))) if edges.size else 0
     if edges.shape[0] < config.batch_size:
@@ -80,6 +99,18 @@ class HierarchyTask:
     self.data = {"edges": jnp.asarray(edges),
                  "adjacency": hierarchy_loss.build_adjacency(offsets, targets,
                                                              num_nodes=self.num_nodes)}
+    if config.negatives_from == "batch":
+      if config.batch_negatives < 1:
+        raise ValueError(f"batch_negatives must be positive, got {config.batch_negatives}")
+      # Row u: u itself, then its ancestors, padded with u (so padding excludes nothing new).
+      own = np.arange(self.num_nodes, dtype=np.int32)
+      width = self.max_degree + 1
+      excluded = np.repeat(own[:, None], width, axis=1)
+      counts = np.diff(offsets)
+      rows = np.repeat(own, counts)
+      within = np.arange(targets.size) - np.repeat(offsets[:-1], counts)
+      excluded[rows, 1 + within] = targets
+      self.data["excluded"] = jnp.asarray(excluded)
     if config.negatives_from == "unigram":
       # Node frequency in the closure, damped by ^0.75 (word2vec / gensim / N&K reference).
       counts = np.bincount(edges.reshape(-1), minlength=self.num_nodes).astype(np.float64)
@@ -89,12 +120,17 @@ class HierarchyTask:
     _choice(config.row_updates, ROW_UPDATES, "row_updates")
     # Dense updates win on small tables (a CPU step is dominated by per-op overhead there);
     # sparse ones when the table is much larger than the rows a step touches.
-    touched = config.batch_size * (config.num_negatives + 2)
+    self.batch_negatives = config.negatives_from == "batch"
+    touched = config.batch_size * 2 + (config.batch_negatives if self.batch_negatives else
+                                       config.batch_size * config.num_negatives)
     self.all_negatives = config.negatives_from == "all"
     if self.all_negatives and "dense" not in self.data["adjacency"]:
       raise ValueError(f"negatives_from='all' needs a small graph (at most 4096 nodes); "
                        f"{config.dataset!r} has {self.num_nodes}. Sample negatives instead.")
-    self.sparse = not self.all_negatives and (config.row_updates == "sparse" or (
+    # The translation vector is shared by every pair: the row-gathering step has no place for
+    # it, so the translational model always takes the dense step.
+    self.sparse = not self.all_negatives and not self.translational and (
+        config.row_updates == "sparse" or (
         config.row_updates == "auto" and self.table_rows > 8 * touched))
 
     burn_in_steps = config.burn_in_epochs * self.steps_per_epoch
@@ -117,7 +153,10 @@ class HierarchyTask:
                            self.config.init_scale)
     table = m.expmap(origin, m.proj_tangent(origin, v, c=c), c=c)
     padding = m.origin((self.table_rows - self.num_nodes, self.ambient), c=c, dtype=self.dtype)
-    return {"embeddings": jnp.concatenate([table, padding], axis=0)}
+    params = {"embeddings": jnp.concatenate([table, padding], axis=0)}
+    if self.translational:
+      params["translation"] = jnp.zeros((self.ambient,), self.dtype)
+    return params
 
   def learning_rate(self, step: int) -> float:
     return float(self._schedule(step))
@@ -134,10 +173,49 @@ class HierarchyTask:
         adjacency=data["adjacency"], max_degree=self.max_degree,
         cumulative_weights=data.get("cdf"))
 
-  def _all_negatives_loss(self, table, pairs, data):
-    """Exact softmax over every node that is neither ``u`` nor an ancestor of ``u``."""
+  def _batch_negatives_mask(self, anchors, shared, data):
+    """``[B, S]``: false where shared node ``s`` is ``u_b`` itself or one of its ancestors.
+
+    ``shared`` must be sorted. Each of the ``B (max_degree + 1)`` excluded ids is binary-searched
+    in it and its hit cleared by a scatter: ``O(B deg log S)``, where comparing every pair would
+    be ``O(B deg S)``. A node drawn twice keeps only its first copy (later copies are masked for
+    every pair), so one search finds every copy that counts.
+    """
+    excluded = data["excluded"][anchors]                              # [B, max_degree + 1]
+    size = shared.shape[0]
+    position = jnp.searchsorted(shared, excluded)
+    hit = shared[jnp.minimum(position, size - 1)] == excluded
+    rows = jnp.arange(anchors.shape[0])[:, None]
+    mask = jnp.ones((anchors.shape[0], size), bool)
+    mask = mask.at[rows, jnp.where(hit, position, size)].set(False, mode="drop")
+    first_copy = jnp.concatenate([jnp.ones((1,), bool), shared[1:] != shared[:-1]])
+    return mask & first_copy[None, :]
+
+  def _batch_negatives_loss(self, table, pairs, shared, mask, translation=None):
+    """Every pair against the same ``S = batch_negatives`` uniform nodes, each weighted ``K / S``.
+
+    ``S`` negatives shared by the batch cost one ``[B, S]`` distance matmul instead of ``B K``
+    gathers, and weighting each by ``K / S`` (``K = num_negatives``) keeps this a sample of the
+    same expected loss as ``negatives_from="all"``, with ``S`` samples per pair instead of ``K``:
+    far less gradient noise per step (the "chunked" negatives of large-scale embedding
+    trainers such as PyTorch-BigGraph).
+    """
     m, c = self.manifold, self.c
     u, v = table[pairs[:, 0]], table[pairs[:, 1]]
+    if translation is not None:
+      u = u + translation
+    shift = jnp.log(shared.shape[0] / self.config.num_negatives)
+    return hierarchy_loss.nickel_kiela_loss(m.dist(u, v, c=c),
+                                            m.pairwise_dist(u, table[shared], c=c) + shift,
+                                            negative_mask=mask)
+
+  def _all_negatives_loss(self, params, pairs, data):
+    """Exact softmax over every node that is neither ``u`` nor an ancestor of ``u``."""
+    m, c = self.manifold, self.c
+    table = params["embeddings"]
+    u, v = table[pairs[:, 0]], table[pairs[:, 1]]
+    if self.translational:
+      u = u + params["translation"]
     nodes = jnp.arange(self.table_rows)
     mask = ((nodes[None, :] < self.num_nodes) & (nodes[None, :] != pairs[:, :1])
             & ~jnp.pad(data["adjacency"]["dense"][pairs[:, 0]],
@@ -149,39 +227,22 @@ class HierarchyTask:
                                             m.pairwise_dist(u, table, c=c) + shift,
                                             negative_mask=mask)
 
-  def _dense_step(self, loss_of_table, params, opt_state):
-    loss, grads = jax.value_and_grad(lambda p: loss_of_table(p["embeddings"]))(params)
+  def _dense_step(self, loss_of_params, params, opt_state):
+    loss, grads = jax.value_and_grad(loss_of_params)(params)
     updates, opt_state = self.optimizer.update(grads, opt_state, params)
     return optim.apply_updates(params, updates, manifold=self.manifold, c=self.c), opt_state, loss
 
-  def train_step(self, params, opt_state, pairs, key, data):
-    m, c = self.manifold, self.c
-    if self.all_negatives:
-      return self._dense_step(lambda table: self._all_negatives_loss(table, pairs, data),
-                              params, opt_state)
-    negatives, mask = self._negatives(key, pairs, data)
-    if not self.sparse:
-      return self._dense_step(
-          lambda table: hierarchy_loss.hierarchy_loss(table, pairs, negatives, manifold=m, c=c,
-                                                      negative_mask=mask),
-          params, opt_state)
+  def _sparse_step(self, loss_of_rows, ids, params, opt_state):
+    """Updates only the rows ``ids`` (repeats allowed) of the table; see the module docstring.
 
-    # Sparse: differentiate w.r.t. the gathered rows (one variable per occurrence), sum the
-    # occurrences of each node through a scatter-add, and update only the touched rows.
-    # Duplicated ids compute identical updates, so the final scatter is deterministic. (No
-    # jnp.unique: sorting is the slowest op of such a step on CPU.)
-    ids = jnp.concatenate([pairs.reshape(-1), negatives.reshape(-1)])
+    ``loss_of_rows`` takes the gathered ``[len(ids), D]`` rows: position ``i`` holds node
+    ``ids[i]``, one variable per occurrence. The occurrences of each node are summed through a
+    scatter-add; duplicated ids then compute identical updates, so the final scatter is
+    deterministic. (No jnp.unique: sorting is the slowest op of such a step on CPU.)
+    """
+    m, c = self.manifold, self.c
     table = params["embeddings"]
     rows = table[ids]
-    # The same loss on the gathered rows: position i of ``rows`` holds the node ids[i].
-    positions = jnp.arange(ids.shape[0], dtype=jnp.int32)
-    row_pairs = positions[:pairs.size].reshape(pairs.shape)
-    row_negatives = positions[pairs.size:].reshape(negatives.shape)
-
-    def loss_of_rows(rows):
-      return hierarchy_loss.hierarchy_loss(rows, row_pairs, row_negatives, manifold=m, c=c,
-                                           negative_mask=mask)
-
     loss, row_grads = jax.value_and_grad(loss_of_rows)(rows)
     grads = jnp.zeros_like(table).at[ids].add(row_grads)[ids]
     sub_params = {"embeddings": rows}
@@ -191,13 +252,59 @@ class HierarchyTask:
     params = {"embeddings": table.at[ids].set(sub_params["embeddings"])}
     return params, _scatter_rows(opt_state, sub_state, ids, self.table_rows), loss
 
+  def train_step(self, params, opt_state, pairs, key, data):
+    m, c = self.manifold, self.c
+    if self.all_negatives:
+      return self._dense_step(lambda p: self._all_negatives_loss(p, pairs, data),
+                              params, opt_state)
+    if self.batch_negatives:
+      shared = jnp.sort(jax.random.randint(key, (self.config.batch_negatives,), 0,
+                                           self.num_nodes, dtype=jnp.int32))
+      mask = self._batch_negatives_mask(pairs[:, 0], shared, data)
+      if not self.sparse:
+        return self._dense_step(
+            lambda p: self._batch_negatives_loss(p["embeddings"], pairs, shared, mask,
+                                                 p.get("translation")),
+            params, opt_state)
+      ids = jnp.concatenate([pairs.reshape(-1), shared])
+      positions = jnp.arange(ids.shape[0], dtype=jnp.int32)
+      row_pairs, row_shared = positions[:pairs.size].reshape(pairs.shape), positions[pairs.size:]
+      return self._sparse_step(
+          lambda rows: self._batch_negatives_loss(rows, row_pairs, row_shared, mask),
+          ids, params, opt_state)
+
+    negatives, mask = self._negatives(key, pairs, data)
+    if not self.sparse:
+      return self._dense_step(
+          lambda p: hierarchy_loss.hierarchy_loss(
+              p["embeddings"], pairs, negatives, manifold=m, c=c, negative_mask=mask,
+              translation=p.get("translation")),
+          params, opt_state)
+    # The same loss on the gathered rows: position i of the rows holds the node ids[i].
+    ids = jnp.concatenate([pairs.reshape(-1), negatives.reshape(-1)])
+    positions = jnp.arange(ids.shape[0], dtype=jnp.int32)
+    row_pairs = positions[:pairs.size].reshape(pairs.shape)
+    row_negatives = positions[pairs.size:].reshape(negatives.shape)
+    return self._sparse_step(
+        lambda rows: hierarchy_loss.hierarchy_loss(rows, row_pairs, row_negatives, manifold=m,
+                                                   c=c, negative_mask=mask),
+        ids, params, opt_state)
+
   # --- evaluation and outputs ----------------------------------------------------------------
-  def evaluate(self, params) -> dict[str, float]:
+  def evaluate(self, params, *, final: bool = False) -> dict[str, float]:
     ev = self.config.eval
+    # Periodic evaluations of big graphs may sample queries; the final one can rank them all.
+    max_queries = None if final and ev.final_all_queries else ev.max_queries
+    common = dict(manifold=self.manifold, c=self.c, num_nodes=self.num_nodes,
+                  symmetric=ev.symmetric, max_queries=max_queries, seed=self.config.seed,
+                  translation=params.get("translation"))
+    # Reconstruction of what was trained on (the whole closure unless edges are held out).
     metrics = reconstruction.reconstruction_metrics(
-        params["embeddings"], self.closure.edges, manifold=self.manifold, c=self.c,
-        num_nodes=self.num_nodes, symmetric=ev.symmetric, max_queries=ev.max_queries,
-        seed=self.config.seed)
+        params["embeddings"], self.train_closure.edges, **common)
+    if self.split is not None:
+      held_out = reconstruction.reconstruction_metrics(
+          params["embeddings"], self.split.test, known_edges=self.split.all_edges, **common)
+      metrics.update({f"link_{k}": v for k, v in held_out.items()})
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v)
             for k, v in metrics.items()}
 
@@ -206,8 +313,11 @@ class HierarchyTask:
 
   def finalize(self, params, workdir: pathlib.Path, results: dict) -> None:
     vectors = self.embeddings(params)
+    extra = {}
+    if self.translational:
+      extra["translation"] = np.asarray(params["translation"])
     np.savez(workdir / "embeddings.npz", names=np.asarray(self.closure.names), vectors=vectors,
-             geometry=self.manifold.name, curvature=float(self.c))
+             geometry=self.manifold.name, curvature=float(self.c), **extra)
     if self.config.plot:
       path = workdir / f"{self.config.dataset}_{self.manifold.name}_dim{self.config.dim}.png"
       plots.plot_hierarchy(vectors, self.closure, manifold=self.manifold, c=float(self.c),

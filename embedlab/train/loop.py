@@ -52,7 +52,7 @@ class Task(Protocol):
   def epoch_batches(self, key, data) -> Any: ...           # leading axis: steps_per_epoch
   def train_step(self, params, opt_state, batch, key, data) -> tuple[Any, Any, jax.Array]: ...
   def learning_rate(self, step: int) -> float: ...
-  def evaluate(self, params) -> dict[str, float]: ...
+  def evaluate(self, params, *, final: bool = False) -> dict[str, float]: ...  # final: last epoch
   def finalize(self, params, workdir: pathlib.Path, results: dict) -> None: ...
 
 
@@ -216,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       bar.update(epochs_per_call)
       bar.set_postfix(loss=f"{float(epoch_losses[-1]):.4f}")
       if epoch % config.eval_every_epochs == 0 or epoch == config.epochs:
-        last_eval = task.evaluate(state["params"])
+        last_eval = task.evaluate(state["params"], final=epoch == config.epochs)
         metrics_file.write(json.dumps({"epoch": epoch, **{f"eval/{k}": v
                                                           for k, v in last_eval.items()}}) + "\n")
         bar.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in last_eval.items()
@@ -231,7 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
              "wall_seconds_this_run": None, "machine": _machine()}
   if epoch >= config.epochs:
     if not last_eval:
-      last_eval = task.evaluate(state["params"])
+      last_eval = task.evaluate(state["params"], final=True)
     results["metrics"] = last_eval
     task.finalize(state["params"], workdir, results)
   results["wall_seconds_this_run"] = round(time.perf_counter() - wall_start, 3)

@@ -271,3 +271,68 @@ def test_kernel_is_compiled_once():
 def test_invalid_inputs(embeddings, edges, kwargs, match):
   with pytest.raises(ValueError, match=match):
     reconstruction_metrics(embeddings, np.asarray(edges), manifold=euclidean.MANIFOLD, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Link prediction (filtered) and the translational model.
+
+
+def _filtered_reference(dist, test_edges, known_edges):
+  """Held-out edges ranked against nodes that are neither known ancestors nor the query."""
+  n = dist.shape[0]
+  held_out = [set() for _ in range(n)]
+  known = [set() for _ in range(n)]
+  for child, ancestor in test_edges:
+    held_out[child].add(ancestor)
+  for child, ancestor in known_edges:
+    known[child].add(ancestor)
+  ranks, aps = [], []
+  for u in range(n):
+    if not held_out[u]:
+      continue
+    candidates = [w for w in range(n) if w != u and (w in held_out[u] or w not in known[u])]
+    precisions = []
+    for v in held_out[u]:
+      ranks.append(1 + sum(1 for w in candidates
+                           if w not in held_out[u] and dist[u, w] < dist[u, v]))
+      positives_within = sum(1 for p in held_out[u] if dist[u, p] <= dist[u, v])
+      precisions.append(positives_within / sum(1 for w in candidates if dist[u, w] <= dist[u, v]))
+    aps.append(np.mean(precisions))
+  return np.mean(ranks), np.mean(aps), len(aps), len(ranks)
+
+
+@pytest.mark.parametrize("seed, max_parents, chunk_size", [(0, 1, None), (1, 2, 3), (2, 3, 7)])
+def test_filtered_link_prediction_matches_reference(seed, max_parents, chunk_size):
+  rng = np.random.default_rng(seed)
+  edges = _random_closure(rng, 40, max_parents)
+  held_out = rng.random(edges.shape[0]) < 0.3
+  x = _random_ball(rng, 40, 3, 1.0)
+  got = reconstruction_metrics(x, edges[held_out], manifold=poincare.MANIFOLD,
+                               known_edges=edges, chunk_size=chunk_size)
+  mean_rank, mean_ap, num_queries, num_pairs = _filtered_reference(
+      _poincare_dist(x, 1.0), edges[held_out], edges)
+  np.testing.assert_allclose([got["mean_rank"], got["map"]], [mean_rank, mean_ap], rtol=1e-5)
+  assert (got["num_queries"], got["num_pairs"]) == (num_queries, num_pairs)
+
+
+def test_filtering_only_removes_known_edges():
+  rng = np.random.default_rng(3)
+  edges = _random_closure(rng, 30, 2)
+  x = _random_ball(rng, 30, 2, 1.0)
+  plain = reconstruction_metrics(x, edges, manifold=poincare.MANIFOLD)
+  # Known edges that are all being ranked filter nothing.
+  same = reconstruction_metrics(x, edges, manifold=poincare.MANIFOLD, known_edges=edges)
+  assert same == plain
+
+
+def test_translation_matches_reference():
+  rng = np.random.default_rng(4)
+  edges = _random_closure(rng, 35, 2)
+  x = rng.normal(size=(35, 4))
+  r = rng.normal(size=4)
+  got = reconstruction_metrics(x, edges, manifold=euclidean.MANIFOLD, translation=r)
+  dist = np.sqrt((((x + r)[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+  mean_rank, mean_ap, _, _ = _reference(dist, edges, symmetric=False)
+  np.testing.assert_allclose([got["mean_rank"], got["map"]], [mean_rank, mean_ap], rtol=1e-5)
+  with pytest.raises(ValueError, match="translation must have shape"):
+    reconstruction_metrics(x, edges, manifold=euclidean.MANIFOLD, translation=r[:2])

@@ -153,7 +153,7 @@ def test_all_negatives_loss_is_the_weighted_softmax(num_negatives):
       _config(f"mammals,negatives_from=all,negatives={num_negatives}"))
   table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
   pairs = np.asarray(task.closure.edges[::700][:8])
-  got = float(task._all_negatives_loss(table, pairs, task.data))
+  got = float(task._all_negatives_loss({"embeddings": table}, pairs, task.data))
   points = np.asarray(table)
   ancestors = {}
   for child, ancestor in task.closure.edges:
@@ -178,3 +178,72 @@ def test_sparse_row_updates_match_dense_ones(tmp_path, geometry):
                              np.asarray(dense.params["embeddings"]), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(_losses(tmp_path / "sparse"), _losses(tmp_path / "dense"),
                              rtol=1e-5)
+
+
+def _ancestors(closure) -> dict[int, set[int]]:
+  ancestors = {u: set() for u in range(closure.num_nodes)}
+  for child, ancestor in closure.edges:
+    ancestors[int(child)].add(int(ancestor))
+  return ancestors
+
+
+def test_batch_negatives_mask_and_loss_match_brute_force():
+  """negatives_from='batch': d(u,v) + log(e^-d(u,v) + K/S sum_{valid shared s} e^-d(u,s))."""
+  task = train.TASKS["hierarchy"](_config("mammals,negatives_from=batch,batch_negatives=300"))
+  ancestors = _ancestors(task.closure)
+  pairs = np.asarray(task.closure.edges[::400][:16])
+  rng = np.random.default_rng(0)
+  # Include each anchor and one of its ancestors, twice, so the exclusion and the duplicate
+  # rule are both exercised.
+  chosen = rng.integers(0, task.num_nodes, 288).tolist()
+  chosen += [int(pairs[0, 0]), int(pairs[0, 1])] * 2 + pairs[:8, 1].tolist()
+  shared = np.sort(np.asarray(chosen, np.int32))
+  assert shared.size == 300
+  mask = np.asarray(task._batch_negatives_mask(pairs[:, 0], shared, task.data))
+  expected = np.array([[s not in ancestors[int(u)] and s != u
+                        and (j == 0 or shared[j - 1] != s) for j, s in enumerate(shared)]
+                       for u in pairs[:, 0]])
+  np.testing.assert_array_equal(mask, expected)
+
+  table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
+  got = float(task._batch_negatives_loss(table, pairs, shared, mask))
+  points = np.asarray(table)
+  losses = []
+  for b, (u, v) in enumerate(pairs):
+    d = np.asarray(task.manifold.dist(points[u][None], points, c=1.0), np.float64)
+    total = np.exp(-d[v]) + 50 / 300 * np.sum(np.exp(-d[shared[mask[b]]]))
+    losses.append(d[v] + np.log(total))
+  np.testing.assert_allclose(got, np.mean(losses), rtol=1e-4)
+
+
+def test_batch_negatives_sparse_and_dense_agree(tmp_path):
+  arg = ("smoke,negatives_from=batch,batch_negatives=256,epochs=2,eval_every_epochs=2,"
+         "checkpoint_every_epochs=2")
+  dense = train.run(_config(arg + ",row_updates=dense"), tmp_path / "dense")
+  sparse = train.run(_config(arg + ",row_updates=sparse"), tmp_path / "sparse")
+  np.testing.assert_allclose(np.asarray(sparse.params["embeddings"]),
+                             np.asarray(dense.params["embeddings"]), rtol=1e-5, atol=1e-6)
+  assert sparse.results["metrics"]["map"] > 0.0
+
+
+def test_translational_baseline_trains(tmp_path):
+  arg = "smoke,geometry=euclidean,model=translational,epochs=4"
+  outcome = train.run(_config(arg), tmp_path)
+  translation = np.asarray(outcome.params["translation"])
+  assert translation.shape == (5,) and np.linalg.norm(translation) > 0
+  np.testing.assert_array_equal(np.load(tmp_path / "embeddings.npz")["translation"],
+                                translation)
+  with pytest.raises(ValueError, match="needs geometry='euclidean'"):
+    train.run(_config("smoke,model=translational"), tmp_path / "poincare")
+
+
+def test_link_prediction_holds_edges_out_of_training(tmp_path):
+  config = _config("smoke,link=0.2")
+  task = train.TASKS["hierarchy"](config)
+  trained = set(map(tuple, np.asarray(task.data["edges"]).tolist()))
+  held_out = set(map(tuple, task.split.test.tolist()))
+  assert held_out and not trained & held_out
+  assert len(trained) + len(held_out) == task.closure.num_edges
+  metrics = train.run(config, tmp_path).results["metrics"]
+  assert metrics["num_pairs"] == len(trained) and metrics["link_num_pairs"] == len(held_out)
+  assert 1.0 <= metrics["link_mean_rank"] and 0.0 < metrics["link_map"] <= 1.0
