@@ -11,6 +11,13 @@ from embedlab.data.closure import mammal_closure
 from embedlab.data.closure import noun_closure
 from embedlab.data.closure import resolve_data_dir
 from embedlab.data.closure import symmetrize
+from embedlab.data.trees import TREES
+from embedlab.data.trees import EdgeListFormatError
+from embedlab.data.trees import Graph
+from embedlab.data.trees import balanced_tree
+from embedlab.data.trees import bfs_tree
+from embedlab.data.trees import load_edge_list
+from embedlab.data.trees import load_named_tree
 
 __all__ = [
     "CLOSURES",
@@ -24,4 +31,11 @@ __all__ = [
     "noun_closure",
     "resolve_data_dir",
     "symmetrize",
+    "TREES",
+    "EdgeListFormatError",
+    "Graph",
+    "balanced_tree",
+    "bfs_tree",
+    "load_edge_list",
+    "load_named_tree",
 ]

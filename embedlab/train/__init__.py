@@ -1,20 +1,29 @@
-"""The shared training loop and the tasks it runs (``TASKS`` maps ``config.task`` to a builder)."""
+"""The shared training loop and the tasks it runs (``TASKS`` maps ``config.task`` to a builder).
+
+Tasks that train nothing (a one-shot construction, then evaluation) run outside the loop:
+``RUNNERS`` maps their ``config.task`` to a ``run(config, workdir) -> Outcome`` function.
+"""
 
 from __future__ import annotations
 
 import ml_collections
 
 from embedlab.train import hierarchy
+from embedlab.train import trees
 from embedlab.train.loop import Outcome, train_and_evaluate
 
 TASKS = {"hierarchy": hierarchy.HierarchyTask}
+RUNNERS = {"trees": trees.run}
 
 
 def run(config: ml_collections.ConfigDict, workdir) -> Outcome:
   """Builds ``config.task`` and trains it in ``workdir`` (resuming if it holds a checkpoint)."""
+  if config.task in RUNNERS:
+    return RUNNERS[config.task](config, workdir)
   if config.task not in TASKS:
-    raise ValueError(f"unknown task {config.task!r}; expected one of {sorted(TASKS)}")
+    raise ValueError(f"unknown task {config.task!r}; expected one of "
+                     f"{sorted(TASKS) + sorted(RUNNERS)}")
   return train_and_evaluate(config, workdir, TASKS[config.task](config))
 
 
-__all__ = ["TASKS", "Outcome", "run", "train_and_evaluate"]
+__all__ = ["RUNNERS", "TASKS", "Outcome", "run", "train_and_evaluate"]
