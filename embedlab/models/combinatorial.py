@@ -25,8 +25,10 @@ Scaling ``tau``. Larger ``tau`` lowers distortion (each turn at a node costs a b
 length, so relative to ``tau`` it shrinks) but pushes points towards the boundary. Sarkar's
 bound, with the angle ``beta = pi / (1.2 deg_max)`` (this reproduces the tau of the reference
 implementation's README example), gives worst-case distortion at most ``1 + eps`` for
-``tau = (1 + eps) / eps * (-2 log tan(beta / 2))`` (:func:`tau_for_distortion`). The precision needed grows with ``tau`` times the tree's height
-(:func:`bits_needed`, :func:`tau_for_precision`); ``tau`` can also be given directly.
+``tau = (1 + eps) / eps * (-2 log tan(beta / 2))`` (:func:`tau_for_distortion`). The
+precision needed grows with ``tau`` times the tree's height (:func:`bits_needed`); the
+largest ``tau`` a precision affords is :func:`tau_for_precision`. ``tau`` can also be given
+directly.
 
 Representation near the boundary (why precision matters). A point at hyperbolic distance
 ``r`` from the origin has ``1 - |x|^2 = 1 / cosh^2(r / 2) ~= 4 e^{-r}``: about
