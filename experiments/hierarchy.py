@@ -14,7 +14,8 @@ Launch (from the repository root):
   # WordNet nouns (needs EMBEDLAB_DATA_DIR or --config.data_dir pointing at shared/data).
   python -m embedlab.main --config experiments/hierarchy.py:nouns --workdir runs/nouns
 
-Presets: ``mammals`` (default), ``paper``, ``nouns``, ``smoke`` (a few seconds, for tests).
+Presets: ``mammals`` (default), ``mammals_2d``, ``paper``, ``nouns``, ``smoke`` (a few seconds,
+for tests).
 Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
 (burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
 """
@@ -32,6 +33,8 @@ PRESETS = {
     # sampled loss (every non-ancestor as a negative, weighted by num_negatives / num_nodes)
     # and lr 0.4. See README for its numbers next to the paper's.
     "mammals": {"negatives_from": "all", "optim.learning_rate": 0.4},
+    # The demo in 2 dimensions: the picture is the embedding itself (labels on the top levels).
+    "mammals_2d": {"negatives_from": "all", "optim.learning_rate": 0.4, "dim": 2},
     # Nickel & Kiela's reported settings.
     "paper": {"epochs": 300, "batch_size": 10, "num_negatives": 50,
               "optim.learning_rate": 0.3, "burn_in_epochs": 20, "burn_in_multiplier": 0.01,
@@ -61,13 +64,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.init_scale = 1e-3
   config.batch_size = 10
   config.num_negatives = 50
-  # "uniform" or "unigram" (count^0.75, as gensim) sample num_negatives per pair; "all" uses
+  # "uniform" or "unigram" (count^0.75, as word2vec and the N&K reference code; gensim uses
+  # raw counts) sample num_negatives per pair; "all" uses
   # every non-ancestor, each weighted by num_negatives / num_nodes: the noise-free expectation
   # of the sampled loss (small graphs only, <= 4096 nodes).
   # "batch": one set of batch_negatives uniform nodes shared by every pair of a step, each
   # weighted by num_negatives / batch_negatives (large graphs; see embedlab/train/hierarchy.py).
   config.negatives_from = "uniform"
   config.batch_negatives = 1024
+  # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
+  # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
+  config.presample_negatives = "auto"
   config.epochs = 300
   config.burn_in_epochs = 20
   config.burn_in_multiplier = 0.01

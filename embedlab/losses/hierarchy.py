@@ -161,7 +161,7 @@ def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjace
   """Draws negatives ``v'`` for each anchor ``u`` with ``v' != u`` and ``(u, v')`` not an edge.
 
   Candidates are drawn uniformly from ``[0, num_nodes)`` (or from ``cumulative_weights``, e.g.
-  the unigram^0.75 distribution of gensim and the N&K reference code); ones that hit ``u`` or a
+  the unigram^0.75 distribution of word2vec and the N&K reference code); ones that hit ``u`` or a
   neighbour are redrawn up to ``resample_rounds`` times, and whatever is still invalid is
   reported in the mask so the loss can drop it (rare: a node's ancestors are few, so after two
   rounds about ``(deg / N)^3`` of the candidates remain invalid).

@@ -15,10 +15,11 @@ non-basic edges is held out (:mod:`embedlab.data.splits`), training sees the res
 exclude only training edges), and evaluation ranks the held-out edges against non-edges
 (filtered) next to the reconstruction of the training edges.
 
-Sparse updates (``config.row_updates``: ``auto`` (default), ``dense`` or ``sparse``): a step touches ``B (K + 2)`` rows, so
-the step gathers those rows, differentiates w.r.t. them, sums the gradient of repeated ids,
-updates only them and scatters them back — the same result as the dense update for stateless RSGD (rows
-with zero gradient do not move) at a cost independent of the table size. Per-row optimizer
+Sparse updates (``config.row_updates``: ``auto`` (default), ``dense`` or ``sparse``): a step
+touches ``B (K + 2)`` rows, so the step gathers those rows, differentiates w.r.t. them, sums the
+gradient of repeated ids, updates only them and scatters them back — the same result as the
+dense update for stateless RSGD (rows with zero gradient do not move) at a cost independent of
+the table size. Per-row optimizer
 state (Riemannian Adam's moments) is gathered and scattered alongside ("lazy" Adam: untouched
 rows keep their moments, as in sparse Adam implementations).
 """
@@ -47,6 +48,9 @@ OPTIMIZERS = {"rsgd": optim.riemannian_sgd, "radam": optim.riemannian_adam}
 NEGATIVE_SOURCES = ("uniform", "unigram", "all", "batch")
 ROW_UPDATES = ("auto", "dense", "sparse")
 MODELS = ("distance", "translational")
+# presample_negatives="auto" draws an epoch's negatives up front when there are at most this
+# many (mammals, K = 50: 327k); larger graphs draw them in each step (bounded memory).
+PRESAMPLE_MAX_DRAWS = 1 << 22
 
 
 def _choice(value: str, valid, what: str) -> str:
@@ -112,7 +116,8 @@ class HierarchyTask:
       excluded[rows, 1 + within] = targets
       self.data["excluded"] = jnp.asarray(excluded)
     if config.negatives_from == "unigram":
-      # Node frequency in the closure, damped by ^0.75 (word2vec / gensim / N&K reference).
+      # Node frequency in the closure, damped by ^0.75 (word2vec, N&K reference code;
+      # gensim's PoincareModel uses raw counts).
       counts = np.bincount(edges.reshape(-1), minlength=self.num_nodes).astype(np.float64)
       weights = counts ** 0.75
       self.data["cdf"] = jnp.asarray(np.cumsum(weights) / weights.sum(), jnp.float32)
@@ -132,6 +137,12 @@ class HierarchyTask:
     self.sparse = not self.all_negatives and not self.translational and (
         config.row_updates == "sparse" or (
         config.row_updates == "auto" and self.table_rows > 8 * touched))
+
+    _choice(config.presample_negatives, ("auto", "yes", "no"), "presample_negatives")
+    sampled = config.negatives_from in ("uniform", "unigram")
+    epoch_draws = self.steps_per_epoch * config.batch_size * config.num_negatives
+    self.presample = sampled and (config.presample_negatives == "yes" or (
+        config.presample_negatives == "auto" and epoch_draws <= PRESAMPLE_MAX_DRAWS))
 
     burn_in_steps = config.burn_in_epochs * self.steps_per_epoch
     decayed = optim.decay_schedule(
@@ -164,8 +175,17 @@ class HierarchyTask:
   # --- step ---------------------------------------------------------------------------------
   def epoch_batches(self, key, data):
     edges = data["edges"]
-    order = jax.random.permutation(key, edges.shape[0])[: self.steps_per_epoch * self.config.batch_size]
-    return edges[order].reshape(self.steps_per_epoch, self.config.batch_size, 2)
+    used = self.steps_per_epoch * self.config.batch_size
+    order = jax.random.permutation(key, edges.shape[0])[:used]
+    pairs = edges[order].reshape(self.steps_per_epoch, self.config.batch_size, 2)
+    if not self.presample:
+      return pairs
+    # Negatives do not depend on the parameters, so a whole epoch's worth can be drawn in one
+    # vectorised call before the scan: on small graphs sampling inside each step is a
+    # third or more of the step.
+    negatives, mask = self._negatives(jax.random.fold_in(key, 1), pairs.reshape(-1, 2), data)
+    shape = pairs.shape[:2] + (self.config.num_negatives,)
+    return {"pairs": pairs, "negatives": negatives.reshape(shape), "mask": mask.reshape(shape)}
 
   def _negatives(self, key, pairs, data):
     return hierarchy_loss.sample_negatives(
@@ -273,7 +293,10 @@ class HierarchyTask:
           lambda rows: self._batch_negatives_loss(rows, row_pairs, row_shared, mask),
           ids, params, opt_state)
 
-    negatives, mask = self._negatives(key, pairs, data)
+    if self.presample:
+      pairs, negatives, mask = pairs["pairs"], pairs["negatives"], pairs["mask"]
+    else:
+      negatives, mask = self._negatives(key, pairs, data)
     if not self.sparse:
       return self._dense_step(
           lambda p: hierarchy_loss.hierarchy_loss(

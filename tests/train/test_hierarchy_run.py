@@ -247,3 +247,35 @@ def test_link_prediction_holds_edges_out_of_training(tmp_path):
   metrics = train.run(config, tmp_path).results["metrics"]
   assert metrics["num_pairs"] == len(trained) and metrics["link_num_pairs"] == len(held_out)
   assert 1.0 <= metrics["link_mean_rank"] and 0.0 < metrics["link_map"] <= 1.0
+
+
+@pytest.mark.parametrize("negatives_from", ["uniform", "unigram"])
+def test_presampled_negatives_exclude_ancestors(negatives_from):
+  """An epoch's negatives drawn up front obey the same rule as per-step ones."""
+  task = train.TASKS["hierarchy"](_config(
+      f"smoke,negatives_from={negatives_from},presample_negatives=yes"))
+  assert task.presample
+  batches = task.epoch_batches(jax.random.PRNGKey(0), task.data)
+  pairs = np.asarray(batches["pairs"]).reshape(-1, 2)
+  negatives = np.asarray(batches["negatives"]).reshape(pairs.shape[0], -1)
+  mask = np.asarray(batches["mask"]).reshape(negatives.shape)
+  assert negatives.shape[1] == task.config.num_negatives and mask.mean() > 0.99
+  ancestors = _ancestors(task.closure)
+  for (u, _), row, valid in zip(pairs[::7], negatives[::7], mask[::7]):
+    assert all(w != u and w not in ancestors[int(u)] for w in row[valid])
+
+
+def test_presampling_trains_like_per_step_sampling(tmp_path):
+  """Same distribution, other random draws: about the same quality after the same epochs."""
+  results = {}
+  for presample in ("yes", "no"):
+    config = _config(f"smoke,presample_negatives={presample},epochs=6,eval_every_epochs=6,"
+                     "checkpoint_every_epochs=6,lr=1.0")
+    task = train.TASKS["hierarchy"](config)
+    assert task.presample == (presample == "yes")
+    initial = task.evaluate(task.init_params(jax.random.PRNGKey(0)))
+    results[presample] = train.run(config, tmp_path / presample).results["metrics"]
+    assert results[presample]["mean_rank"] < initial["mean_rank"] / 3
+  ratio = results["yes"]["mean_rank"] / results["no"]["mean_rank"]
+  assert 2 / 3 < ratio < 3 / 2, results
+  assert abs(results["yes"]["map"] - results["no"]["map"]) < 0.1, results
