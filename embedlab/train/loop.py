@@ -149,7 +149,8 @@ def _cpu_model() -> str:
   return platform.processor() or platform.machine()
 
 
-def _machine() -> dict:
+def machine_info() -> dict:
+  """Where a run ran: platform, device kind and count, CPU model, jax version (for results)."""
   device = jax.devices()[0]
   return {"platform": device.platform, "device_kind": device.device_kind,
           "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
@@ -228,7 +229,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   results = {"epochs_completed": epoch, "finished": epoch >= config.epochs,
              "train_seconds_this_run": round(train_time, 3),
-             "wall_seconds_this_run": None, "machine": _machine()}
+             "wall_seconds_this_run": None, "machine": machine_info()}
   if epoch >= config.epochs:
     if not last_eval:
       last_eval = task.evaluate(state["params"], final=True)

@@ -147,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> loop.Outcome:
       # one-shot build stands in for the training time.
       "epochs_completed": 0, "finished": True,
       "train_seconds_this_run": round(build_seconds, 3),
-      "machine": loop._machine(),  # pylint: disable=protected-access
+      "machine": loop.machine_info(),
   }
   if config.plot and config.dim == 2:
     name = f"{config.dataset}_{config.method}_dim2.png"
