@@ -29,13 +29,13 @@ or the ``EMBEDLAB_DATA_DIR`` environment variable (see :func:`resolve_data_dir`)
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
 import pathlib
 
 import numpy as np
 
-from embedlab.data.closure import DATA_DIR_ENV, resolve_data_dir
+from embedlab.data import closure as closure_lib
+from embedlab.data.closure import resolve_data_dir
 
 # The graphs of Sala et al. (2018), under the shared data folder (data README, section 7).
 TREES = {
@@ -47,7 +47,6 @@ TREES = {
 }
 
 _EXPECTED = "two non-negative integer node ids 'u v' separated by whitespace"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class EdgeListFormatError(ValueError):
@@ -111,28 +110,8 @@ class Graph:
 
 def _canonical_edges(edges: np.ndarray, num_nodes: int) -> np.ndarray:
   """``int32 [E, 2]``: each undirected edge once as ``(min, max)``, sorted."""
-  edges = np.sort(np.asarray(edges, np.int64).reshape(-1, 2), axis=1)
-  # One int64 key per edge: a 1-D unique is much faster than np.unique(axis=0).
-  key = np.unique(edges[:, 0] * max(num_nodes, 1) + edges[:, 1])
-  out = np.empty((key.size, 2), np.int32)
-  out[:, 0], out[:, 1] = np.divmod(key, max(num_nodes, 1))
-  return out
-
-
-def _read_text(path: pathlib.Path) -> str:
-  if not path.is_file():
-    raise FileNotFoundError(
-        f"Edge list not found: '{path}'. Set {DATA_DIR_ENV} (e.g. {DATA_DIR_ENV}=../shared/data) "
-        "or --config.data_dir to the folder that holds the data.")
-  raw = path.read_bytes()
-  if raw[:2] == _GZIP_MAGIC:  # By content, not by suffix.
-    raw = gzip.decompress(raw)
-  try:
-    return raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    line = raw.count(b"\n", 0, e.start) + 1
-    raise EdgeListFormatError(f"{path}:{line}: not valid UTF-8 ({e.reason}); expected "
-                              f"{_EXPECTED}.") from None
+  return closure_lib.sorted_unique_edges(np.sort(np.asarray(edges).reshape(-1, 2), axis=1),
+                                         num_nodes)
 
 
 def load_edge_list(path: str | os.PathLike) -> Graph:
@@ -151,7 +130,8 @@ def load_edge_list(path: str | os.PathLike) -> Graph:
       is not UTF-8, or it holds no edge. The message names the file and the 1-based line.
   """
   path = pathlib.Path(path)
-  text = _read_text(path)
+  text = closure_lib.read_data_text(path, kind="Edge list", error=EdgeListFormatError,
+                                    expected=_EXPECTED)
   pairs = []
   for number, line in enumerate(text.split("\n"), start=1):
     fields = line.split()  # Any whitespace; also drops a Windows '\r'.

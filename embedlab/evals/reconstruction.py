@@ -61,10 +61,10 @@ def _neighbour_csr(edges, num_nodes: int, symmetric: bool):
   return _csr(edges, num_nodes)
 
 
-def _filter_csr(known_edges, edges, num_nodes: int, symmetric: bool):
-  """CSR of the known neighbours of each node that are not among the ones being ranked."""
+def _filter_csr(known_edges, offsets, targets, num_nodes: int, symmetric: bool):
+  """CSR of the known neighbours of each node that are not among the ranked ones (the CSR
+  ``offsets, targets``)."""
   known_offsets, known_targets = _neighbour_csr(known_edges, num_nodes, symmetric)
-  offsets, targets = _neighbour_csr(edges, num_nodes, symmetric)
   known_rows = np.repeat(np.arange(num_nodes), np.diff(known_offsets))
   ranked = np.repeat(np.arange(num_nodes), np.diff(offsets)) * num_nodes + targets
   keep = ~np.isin(known_rows * num_nodes + known_targets, ranked)
@@ -251,7 +251,8 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
       raise ValueError(f"translation must have shape {x.shape[1:]}, got {translation.shape}.")
   offsets, targets = _neighbour_csr(edges, num_nodes, symmetric)
   if known_edges is not None:
-    known_offsets, known_targets = _filter_csr(known_edges, edges, num_nodes, symmetric)
+    known_offsets, known_targets = _filter_csr(known_edges, offsets, targets, num_nodes,
+                                               symmetric)
   queries = np.flatnonzero(np.diff(offsets) > 0)
   sampled = max_queries is not None and max_queries < queries.size
   if sampled:
