@@ -2,7 +2,7 @@
 
 from embedlab.losses.hierarchy import (
     adjacency_contains, build_adjacency, hierarchy_loss, nickel_kiela_loss, sample_negatives)
-from embedlab.losses.metric import contrastive_loss, pair_masks, triplet_loss
+from embedlab.losses.metric import contrastive_loss, pair_masks, snr_distance, triplet_loss
 
 __all__ = ["adjacency_contains", "build_adjacency", "hierarchy_loss", "nickel_kiela_loss", "sample_negatives"]
-__all__ += ["contrastive_loss", "pair_masks", "triplet_loss"]
+__all__ += ["contrastive_loss", "pair_masks", "snr_distance", "triplet_loss"]

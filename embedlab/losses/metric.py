@@ -18,6 +18,8 @@ Conventions shared by all losses here:
   entry, for ``reduction="none"``), whether or not that row takes part in a valid unit, so a bad
   row is never silently masked away (the train loop raises on the first non-finite loss). The
   gradient is then zero, not NaN.
+* ``distance="snr"`` swaps the geodesic distance for the SNR distance of Yuan et al. 2019
+  (:func:`snr_distance`, Euclidean features), in every pair / triplet loss here.
 * ``pairwise_dist`` is the matmul form: in float32 its error near ``d = 0`` is about
   ``sqrt(eps)`` times the norms (see each geometry's docstring); use float64 for reference checks.
 """
@@ -29,72 +31,15 @@ import jax.numpy as jnp
 
 from embedlab.geometry import euclidean
 from embedlab.geometry.base import Manifold
+from embedlab.losses import _batch
+from embedlab.losses._batch import pair_masks, snr_distance
 
-_REDUCTIONS = ("mean", "sum", "none")
 _MININGS = ("batch_all", "batch_hard", "semi_hard")
 
 
-def _check_batch(embeddings, labels, reduction: str):
-  """Eager checks shared by the losses (shapes are static, so these run under ``jit`` too)."""
-  if reduction not in _REDUCTIONS:
-    raise ValueError(f"unknown reduction {reduction!r}; expected one of {_REDUCTIONS}")
-  if embeddings.ndim != 2:
-    raise ValueError(f"embeddings must be [B, D]; got shape {embeddings.shape}")
-  if labels.ndim != 1:
-    raise ValueError(f"labels must be [B]; got shape {labels.shape}")
-  if labels.shape[0] != embeddings.shape[0]:
-    raise ValueError(f"labels and embeddings have different lengths: {labels.shape[0]} labels "
-                     f"for {embeddings.shape[0]} embeddings")
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise ValueError(f"labels must be integers; got dtype {labels.dtype}")
-
-
-def _sanitize(embeddings, manifold: Manifold, c):
-  """``(embeddings, all_finite)``; a batch with a non-finite entry is swapped for the origin.
-
-  The swap keeps NaN out of the backward pass (a zero cotangent times a NaN partial is still
-  NaN); :func:`_nan_if` then puts the NaN back into the value.
-  """
-  finite = jnp.all(jnp.isfinite(embeddings))
-  base = manifold.origin(embeddings.shape, c=c, dtype=embeddings.dtype)
-  return jnp.where(finite, embeddings, base), finite
-
-
-def _nan_if(finite, values):
-  """``values`` if ``finite`` else NaN everywhere."""
-  return jnp.where(finite, values, jnp.nan)
-
-
-def _masked_reduce(values, count, reduction: str):
-  """``"none"``: ``values``; ``"sum"``: their sum; ``"mean"``: sum / count (0 when count is 0)."""
-  if reduction == "none":
-    return values
-  total = jnp.sum(values)
-  if reduction == "sum":
-    return total
-  return total / jnp.maximum(count, 1).astype(values.dtype)
-
-
-def pair_masks(labels):
-  """Positive and negative pair masks of a labelled batch.
-
-  Args:
-    labels: ``[B]`` integer class labels.
-
-  Returns:
-    ``(positive [B, B] bool, negative [B, B] bool)``: ``positive[i, j]`` is
-    ``labels[i] == labels[j] and i != j`` (the diagonal is excluded: a point is not its own
-    positive); ``negative[i, j]`` is ``labels[i] != labels[j]``.
-  """
-  if labels.ndim != 1:
-    raise ValueError(f"labels must be [B]; got shape {labels.shape}")
-  same = labels[:, None] == labels[None, :]
-  eye = jnp.eye(labels.shape[0], dtype=bool)
-  return same & ~eye, ~same
-
-
 def contrastive_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIFOLD, c=1.0,
-                     pos_margin=0.0, neg_margin=1.0, reduction: str = "mean"):
+                     pos_margin=0.0, neg_margin=1.0, distance: str = "geodesic",
+                     reduction: str = "mean"):
   """Contrastive pair loss over all pairs of the batch (Hadsell, Chopra & LeCun 2006).
 
   For each ordered pair ``i != j`` with distance ``d_ij``::
@@ -120,20 +65,23 @@ def contrastive_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIF
     c: curvature magnitude.
     pos_margin: positives closer than this cost nothing.
     neg_margin: negatives farther than this cost nothing.
+    distance: ``"geodesic"`` (the manifold's distance, default) or ``"snr"`` (the
+      signal-to-noise-ratio distance of Yuan et al. 2019, :func:`snr_distance`; Euclidean
+      features only, ``d[i, j]`` with ``i`` the anchor).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
   Returns:
     A scalar, or ``[B, B]`` for ``reduction="none"``; NaN if any embedding is non-finite.
   """
-  _check_batch(embeddings, labels, reduction)
-  embeddings, finite = _sanitize(embeddings, manifold, c)
-  d = manifold.pairwise_dist(embeddings, embeddings, c=c)
+  _batch.check_batch(embeddings, labels, reduction)
+  embeddings, finite = _batch.sanitize(embeddings, manifold, c)
+  d = _batch.pairwise_distance(embeddings, embeddings, manifold=manifold, c=c, distance=distance)
   positive, negative = pair_masks(labels)
   per_pair = jnp.where(positive, jnp.square(jnp.maximum(d - pos_margin, 0.0)), 0.0)
   per_pair += jnp.where(negative, jnp.square(jnp.maximum(neg_margin - d, 0.0)), 0.0)
   batch = labels.shape[0]
-  loss = _masked_reduce(per_pair, batch * (batch - 1), reduction)
-  return _nan_if(finite, loss)
+  loss = _batch.masked_reduce(per_pair, batch * (batch - 1), reduction)
+  return _batch.nan_if(finite, loss)
 
 
 def _batch_all(d, positive, negative, margin):
@@ -174,7 +122,8 @@ _MINERS = {"batch_all": _batch_all, "batch_hard": _batch_hard, "semi_hard": _sem
 
 
 def triplet_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIFOLD, c=1.0,
-                 margin=0.2, mining: str = "batch_all", reduction: str = "mean"):
+                 margin=0.2, mining: str = "batch_all", distance: str = "geodesic",
+                 reduction: str = "mean"):
   """Triplet margin loss with in-batch mining (FaceNet; batch-hard of Hermans et al.).
 
   For an anchor ``a``, a positive ``p`` (same label, ``p != a``) and a negative ``n`` (other
@@ -211,6 +160,9 @@ def triplet_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIFOLD,
     c: curvature magnitude.
     margin: the margin ``alpha``.
     mining: ``"batch_all"`` (default), ``"batch_hard"`` or ``"semi_hard"``.
+    distance: ``"geodesic"`` (the manifold's distance, default) or ``"snr"`` (the
+      signal-to-noise-ratio distance of Yuan et al. 2019, :func:`snr_distance`; Euclidean
+      features only, ``d[i, j]`` with ``i`` the anchor).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
 
   Returns:
@@ -219,9 +171,9 @@ def triplet_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIFOLD,
   """
   if mining not in _MININGS:
     raise ValueError(f"unknown mining {mining!r}; expected one of {_MININGS}")
-  _check_batch(embeddings, labels, reduction)
-  embeddings, finite = _sanitize(embeddings, manifold, c)
-  d = manifold.pairwise_dist(embeddings, embeddings, c=c)
+  _batch.check_batch(embeddings, labels, reduction)
+  embeddings, finite = _batch.sanitize(embeddings, manifold, c)
+  d = _batch.pairwise_distance(embeddings, embeddings, manifold=manifold, c=c, distance=distance)
   positive, negative = pair_masks(labels)
   values, count = _MINERS[mining](d, positive, negative, margin)
-  return _nan_if(finite, _masked_reduce(values, count, reduction))
+  return _batch.nan_if(finite, _batch.masked_reduce(values, count, reduction))
