@@ -9,10 +9,12 @@ from __future__ import annotations
 import ml_collections
 
 from embedlab.train import hierarchy
+from embedlab.train import metric_learning
 from embedlab.train import trees
 from embedlab.train.loop import Outcome, train_and_evaluate
 
-TASKS = {"hierarchy": hierarchy.HierarchyTask}
+TASKS = {"hierarchy": hierarchy.HierarchyTask,
+         "metric_learning": metric_learning.MetricLearningTask}
 RUNNERS = {"trees": trees.run}
 
 

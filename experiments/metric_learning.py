@@ -1,0 +1,98 @@
+r"""Deep metric learning in every geometry (issue #4): zero-shot retrieval on unseen classes.
+
+An MLP encoder is trained with one metric-learning loss on the seen classes; Precision@1,
+R-precision, MAP@R and k-means NMI are reported on the unseen classes (``unseen_*``), on
+held-out items of the seen classes (``seen_*``), and, at the end, for the raw input features
+(``baseline_raw_*``) and the untrained encoder (``baseline_init_*``). See
+:mod:`embedlab.train.metric_learning` for the protocol and
+:mod:`embedlab.data.features` for the datasets.
+
+Launch (from the repository root):
+
+  # The default: scikit-learn's 8x8 digits, seen classes 0-4, unseen 5-9, triplet batch-hard,
+  # Euclidean, dim 32 (~10 s on one CPU core).
+  python -m embedlab.main --config experiments/metric_learning.py:digits --workdir runs/ml_digits
+  # Any loss / geometry (aliases loss=, geometry=, dim=, lr=, steps=, P=, K=):
+  python -m embedlab.main --config experiments/metric_learning.py:digits,loss=contrastive,geometry=poincare \
+      --workdir runs/ml_digits_contrastive_poincare
+  # A loss hyperparameter from the command line:
+  python -m embedlab.main --config experiments/metric_learning.py:digits,geometry=sphere \
+      --config.losses.triplet.margin=0.1 --workdir runs/ml_digits_sphere
+  # WordNet noun glosses (MiniLM features) labelled by their depth-7 hypernym, 335 classes, half
+  # unseen (needs EMBEDLAB_DATA_DIR or --config.data_dir pointing at shared/data):
+  python -m embedlab.main --config experiments/metric_learning.py:wordnet_gloss \
+      --workdir runs/ml_wordnet_gloss
+  # The loss x geometry grid (each cell one such run): experiments/metric_learning_table.py.
+
+Presets: ``digits`` (default), ``wordnet_gloss``, ``smoke`` (seconds, for tests).
+"""
+
+import ml_collections
+
+from embedlab.train.config import build_config
+from embedlab.train.metric_learning import loss_defaults
+
+ALIASES = {"lr": "optim.learning_rate", "steps": "steps_per_epoch", "P": "classes_per_batch",
+           "K": "samples_per_class", "wd": "optim.weight_decay"}
+
+PRESETS = {
+    # 5 seen classes, so P = 5; 20 epochs x 50 steps of batch 80.
+    "digits": {},
+    # 167 seen / 168 unseen classes, P = 32 classes x K = 8 items; raw MiniLM features are a
+    # strong baseline, so the head is residual-free but wide and trained briefly.
+    "wordnet_gloss": {"dataset": "wordnet_gloss", "dim": 64, "model.hidden": "512",
+                      "classes_per_batch": 32, "samples_per_class": 8, "epochs": 20,
+                      "steps_per_epoch": 100, "eval_every_epochs": 10,
+                      "checkpoint_every_epochs": 10, "epochs_per_call": 5},
+    "smoke": {"dim": 8, "model.hidden": "16", "classes_per_batch": 3, "samples_per_class": 4,
+              "epochs": 4, "steps_per_epoch": 3, "eval_every_epochs": 2,
+              "checkpoint_every_epochs": 2, "epochs_per_call": 2, "eval.baselines": False},
+}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.task = "metric_learning"
+  config.preset = ""
+  config.dataset = "digits"           # "digits" (scikit-learn) or "wordnet_gloss" (data dir)
+  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  config.wordnet = ml_collections.ConfigDict()
+  config.wordnet.depth = 7            # classes: nodes of this longest-path depth ...
+  config.wordnet.min_items = 20       # ... with at least this many unambiguous descendants
+  config.wordnet.max_items = 100      # larger classes keep a seeded subset of this many
+  config.split_seed = 0               # seen/unseen classes (wordnet) and held-out seen items
+  config.seen_test_fraction = 0.2
+  config.geometry = "euclidean"       # euclidean, sphere, poincare, lorentz
+  config.curvature = 1.0
+  config.clip_radius = 2.0            # hyperbolic: feature norm clipped before exp_0 (0: off)
+  config.dim = 32
+  config.model = ml_collections.ConfigDict()
+  config.model.hidden = "256x256"    # hidden widths, "" for a linear encoder
+  config.loss = "triplet"             # a name in embedlab.train.metric_learning.LOSSES
+  config.losses = loss_defaults()     # hyperparameters of every loss, e.g. losses.triplet.margin
+  config.classes_per_batch = 5        # P
+  config.samples_per_class = 16       # K
+  config.epochs = 20
+  config.steps_per_epoch = 50
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 1e-3   # Adam(W)
+  config.optim.weight_decay = 1e-4
+  config.optim.decay = "cosine"       # "none", "linear" or "cosine" over the whole run
+  config.optim.final_multiplier = 0.0
+  config.optim.class_lr_multiplier = 10.0  # learned proxies / class weights train faster
+  config.seed = 0
+  config.epochs_per_call = 10
+  config.eval_every_epochs = 10
+  config.checkpoint_every_epochs = 10
+  config.stop_after_epochs = ml_collections.FieldReference(None, field_type=int)
+  config.eval = ml_collections.ConfigDict()
+  config.eval.recall_ks = (1, 2, 4, 8)
+  config.eval.baselines = True        # final eval adds raw-feature and untrained-encoder rows
+  config.plot = False
+  config.progress = True
+  return config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  return build_config(arg, base=base_config(), presets=PRESETS, default_preset="digits",
+                      aliases=ALIASES)

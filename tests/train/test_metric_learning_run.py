@@ -1,0 +1,171 @@
+"""End-to-end runs of the metric-learning task (zero-shot retrieval) on small presets."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from embedlab import geometry
+from embedlab import train
+from embedlab.train import metric_learning
+from tests.conftest import data_dir_or_skip, load_experiment
+
+ml_config = load_experiment("metric_learning")
+
+
+def _config(arg: str):
+  config = ml_config.get_config(arg)
+  config.progress = False
+  return config
+
+
+def _losses(workdir: pathlib.Path) -> list[float]:
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [l["loss"] for l in lines if "loss" in l]
+
+
+def test_smoke_run_writes_every_output_and_resumes_bitwise(tmp_path):
+  straight = tmp_path / "straight"
+  outcome = train.run(_config("smoke"), straight)
+  for name in ["config.json", "metrics.jsonl", "results.json", "embeddings.npz"]:
+    assert (straight / name).is_file(), name
+  results = json.loads((straight / "results.json").read_text())
+  assert results["finished"] and results["epochs_completed"] == 4
+  metrics = results["metrics"]
+  assert metrics["unseen_num_queries"] == 896 and metrics["seen_num_queries"] == 180
+  for key in ["precision_at_1", "r_precision", "map_at_r", "nmi", "ami", "recall_at_8"]:
+    assert 0.0 <= metrics[f"unseen_{key}"] <= 1.0 and 0.0 <= metrics[f"seen_{key}"] <= 1.0
+  assert results["dataset"]["unseen_items"] == 896
+  stored = np.load(straight / "embeddings.npz")
+  assert stored["unseen_embeddings"].shape == (896, 8)
+  assert set(stored["unseen_labels"].tolist()) == {5, 6, 7, 8, 9}
+  assert outcome.results["metrics"] == metrics
+
+  # Killed after its first checkpoint, then resumed: the same run, bit for bit.
+  killed = tmp_path / "killed"
+  partial = train.run(_config("smoke,stop_after_epochs=2"), killed)
+  assert not partial.results["finished"] and partial.results["epochs_completed"] == 2
+  resumed = train.run(_config("smoke"), killed)
+  assert resumed.results["finished"]
+  np.testing.assert_array_equal(stored["unseen_embeddings"],
+                                np.load(killed / "embeddings.npz")["unseen_embeddings"])
+  assert _losses(straight) == _losses(killed)
+
+
+# "smoke" is the run above.
+@pytest.mark.parametrize("preset", sorted(set(ml_config.PRESETS) - {"smoke"}))
+def test_every_preset_trains_restores_and_continues(tmp_path, preset):
+  overrides = ("epochs=2,stop_after_epochs=1,eval_every_epochs=2,checkpoint_every_epochs=1,"
+               "epochs_per_call=1,steps=2,eval.baselines=false")
+  if preset == "wordnet_gloss":
+    data_dir_or_skip()
+  partial = train.run(_config(f"{preset},{overrides}"), tmp_path)
+  assert partial.results["epochs_completed"] == 1
+  finished = train.run(_config(f"{preset},"
+                               f"{overrides.replace('stop_after_epochs=1', 'stop_after_epochs=none')}"),
+                       tmp_path)
+  assert finished.results["finished"] and finished.results["epochs_completed"] == 2
+  assert np.isfinite(finished.results["metrics"]["unseen_map_at_r"])
+
+
+def test_training_beats_the_untrained_encoder_on_seen_classes(tmp_path):
+  """Held-out items of the trained classes: far better than before training and than pixels."""
+  config = _config("digits,epochs=4,eval_every_epochs=4,checkpoint_every_epochs=4,"
+                   "epochs_per_call=4")
+  metrics = train.run(config, tmp_path).results["metrics"]
+  assert metrics["seen_map_at_r"] > metrics["baseline_init_seen_map_at_r"] + 0.2
+  assert metrics["seen_map_at_r"] > metrics["baseline_raw_seen_map_at_r"] + 0.2
+  assert metrics["seen_nmi"] > metrics["baseline_raw_seen_nmi"]
+
+
+def _cases():
+  for name, spec in sorted(metric_learning.LOSSES.items()):
+    for geometry_name in spec.geometries:
+      yield name, geometry_name
+
+
+@pytest.mark.parametrize("loss, geometry_name", list(_cases()))
+def test_every_loss_takes_a_step_in_every_geometry_it_supports(loss, geometry_name):
+  task = metric_learning.MetricLearningTask(
+      _config(f"smoke,loss={loss},geometry={geometry_name},eval.baselines=false"))
+  params = task.init_params(jax.random.PRNGKey(0))
+  opt_state = task.optimizer.init(params)
+  # A class-major batch built by hand (the sampler has its own test): K items of P classes.
+  P, K = task.config.classes_per_batch, task.config.samples_per_class
+  members = np.asarray(task.data["members"])
+  batch = {"rows": jnp.asarray(members[:P, :K].reshape(-1)),
+           "labels": jnp.repeat(jnp.arange(P, dtype=jnp.int32), K)}
+  new_params, _, loss_value = jax.jit(task.train_step)(params, opt_state, batch, None,
+                                                       task.data)
+  assert np.isfinite(float(loss_value)), (loss, geometry_name)
+  moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.any(a != b), params, new_params))
+  assert any(bool(m) for m in moved)
+  assert all(np.all(np.isfinite(np.asarray(l))) for l in jax.tree.leaves(new_params))
+
+
+def test_balanced_batches_hold_p_classes_of_k_distinct_items():
+  task = metric_learning.MetricLearningTask(_config("smoke,P=4,K=6"))
+  batches = jax.jit(task.epoch_batches)(jax.random.PRNGKey(0), task.data)
+  rows, labels = np.asarray(batches["rows"]), np.asarray(batches["labels"])
+  assert rows.shape == labels.shape == (task.steps_per_epoch, 24)
+  train_labels = np.asarray(task.data["labels"])
+  for step_rows, step_labels in zip(rows, labels):
+    np.testing.assert_array_equal(train_labels[step_rows], step_labels)
+    blocks = step_rows.reshape(4, 6)
+    assert len(set(step_labels.tolist())) == 4
+    assert all(len(set(block.tolist())) == 6 for block in blocks)
+
+
+def test_small_classes_repeat_items_rather_than_pad():
+  """K larger than a class: every slot still holds an item of that class."""
+  task = metric_learning.MetricLearningTask(_config("smoke,P=5,K=200,seen_test_fraction=0.5"))
+  batches = jax.jit(task.epoch_batches)(jax.random.PRNGKey(0), task.data)
+  rows, labels = np.asarray(batches["rows"]), np.asarray(batches["labels"])
+  np.testing.assert_array_equal(np.asarray(task.data["labels"])[rows], labels)
+  counts = np.asarray(task.data["counts"])
+  assert counts.max() < 200 and all(len(set(r.tolist())) == counts.sum() for r in rows)
+
+
+@pytest.mark.parametrize("geometry_name", ["euclidean", "sphere", "poincare", "lorentz"])
+def test_to_manifold_lands_on_the_manifold(geometry_name):
+  manifold = geometry.get(geometry_name)
+  v = 10.0 * jax.random.normal(jax.random.PRNGKey(0), (64, 5))
+  x = metric_learning.to_manifold(v, manifold=manifold, c=1.0, clip_radius=2.0)
+  assert x.shape == (64, manifold.ambient_dim(5))
+  geometry.check_on_manifold(manifold, x, c=1.0)
+  if manifold.curvature_sign < 0:
+    # Clipped at |v| <= 2: d(o, exp_o(v)) = |v|_o, which is 2 |v| in the ball (conformal
+    # factor 2 at the origin) and |v| on the hyperboloid.
+    origin = manifold.origin(x.shape, c=1.0)
+    bound = 4.0 if geometry_name == "poincare" else 2.0
+    np.testing.assert_allclose(np.asarray(manifold.dist(origin, x, c=1.0)), bound, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("smoke,loss=arc", "unknown loss 'arc'; expected one of"),
+    ("smoke,geometry=hyperbolic", "unknown geometry 'hyperbolic'"),
+    ("smoke,dataset=mnist", "unknown dataset 'mnist'"),
+    ("smoke,P=6", "classes_per_batch=6 exceeds the 5 seen classes"),
+    ("smoke,K=1", "samples_per_class must be at least 2"),
+    ("smoke,dim=0", "must be positive"),
+    ("smoke,model.hidden=64xa", "model.hidden='64xa'"),
+    ("smoke,geometry=sphere,losses.triplet.distance=snr",
+     "loss 'triplet' cannot run in geometry 'sphere'.*snr"),
+    ("smoke,losses.triplet.mining=hardest", "loss 'triplet' cannot run.*hardest"),
+])
+def test_bad_config_values_give_clear_errors(tmp_path, arg, message):
+  with pytest.raises(ValueError, match=message):
+    train.run(_config(arg), tmp_path)
+
+
+def test_missing_data_dir_names_the_variable(tmp_path, monkeypatch):
+  monkeypatch.delenv("EMBEDLAB_DATA_DIR", raising=False)
+  with pytest.raises(ValueError, match="EMBEDLAB_DATA_DIR"):
+    train.run(_config("wordnet_gloss"), tmp_path / "a")
+  with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+    train.run(_config(f"wordnet_gloss,data_dir={tmp_path / 'nowhere'}"), tmp_path / "b")
