@@ -29,7 +29,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from embedlab.geometry import euclidean
+from embedlab.geometry import euclidean, sphere
 from embedlab.geometry.base import Manifold
 from embedlab.losses import _batch
 from embedlab.losses._batch import pair_masks, snr_distance
@@ -177,3 +177,197 @@ def triplet_loss(embeddings, labels, *, manifold: Manifold = euclidean.MANIFOLD,
   positive, negative = pair_masks(labels)
   values, count = _MINERS[mining](d, positive, negative, margin)
   return _batch.nan_if(finite, _batch.masked_reduce(values, count, reduction))
+
+
+def _multi_similarity_terms(sim, pos_weight, neg_weight, *, alpha, beta, base):
+  """``[N]`` per-anchor multi-similarity losses of ``sim [N, M]`` with pair weights ``[N, M]``.
+
+  ``(1/alpha) log(1 + sum_j w+_ij e^{-alpha (S_ij - base)})
+  + (1/beta) log(1 + sum_j w-_ij e^{beta (S_ij - base)})``; a zero weight drops the pair (its
+  exponent is -inf inside a log-sum-exp that always holds the ``1``, so no overflow, no NaN).
+  Shared with the Metrix losses (:mod:`embedlab.losses.mixup`).
+  """
+  def soft_plus_sum(exponent, weight):
+    live = weight > 0
+    logits = jnp.where(live, exponent + jnp.log(jnp.where(live, weight, 1.0)), -jnp.inf)
+    logits = jnp.concatenate([logits, jnp.zeros_like(logits[:, :1])], axis=1)
+    return jax.nn.logsumexp(logits, axis=1)
+
+  positive = soft_plus_sum(-alpha * (sim - base), pos_weight) / alpha
+  negative = soft_plus_sum(beta * (sim - base), neg_weight) / beta
+  return positive + negative
+
+
+def _multi_similarity_mine(sim, positive, negative, epsilon):
+  """Pair mining of Wang et al. 2019, eq. (3)-(4): ``(kept positives, kept negatives)`` masks.
+
+  A negative ``k`` of anchor ``i`` is kept if ``S_ik + epsilon > min_{j in P_i} S_ij``; a positive
+  ``j`` is kept if ``S_ij - epsilon < max_{k in N_i} S_ik`` (both against the *unmined* sets, as
+  pytorch-metric-learning's ``MultiSimilarityMiner``). An anchor without negatives keeps no
+  positive and one without positives keeps no negative.
+  """
+  sim = jax.lax.stop_gradient(sim)
+  min_positive = jnp.min(jnp.where(positive, sim, jnp.inf), axis=1, keepdims=True)
+  max_negative = jnp.max(jnp.where(negative, sim, -jnp.inf), axis=1, keepdims=True)
+  return positive & (sim - epsilon < max_negative), negative & (sim + epsilon > min_positive)
+
+
+def multi_similarity_loss(embeddings, labels, *, manifold: Manifold = sphere.MANIFOLD, c=1.0,
+                          alpha=2.0, beta=50.0, base=0.5, mining_epsilon=None,
+                          label_weights=None, reduction: str = "mean"):
+  """Multi-similarity loss (Wang, Han, Huang, Dong & Scott, CVPR 2019, eq. 7).
+
+  Wang et al., "Multi-Similarity Loss with General Pair Weighting for Deep Metric Learning",
+  CVPR 2019. With the similarity ``S = pairwise_similarity`` (the cosine ``c <x, y>`` on the
+  sphere, ``-d(x, y)`` in every other geometry), per anchor ``i`` (eq. 7, ``base`` = lambda)::
+
+      L_i = (1/alpha) log(1 + sum_{j in P_i} w+_ij exp(-alpha (S_ij - base)))
+          + (1/beta)  log(1 + sum_{k in N_i} w-_ik exp( beta (S_ik - base)))
+
+  with ``P_i``, ``N_i`` the positives / negatives of ``i`` (:func:`pair_masks`, self excluded)
+  and all weights 1 unless ``label_weights`` is given. ``mining_epsilon`` enables the paper's
+  pair mining (eq. 3-4, see :func:`_multi_similarity_mine`): only negatives with
+  ``S_ik > min_P S_ij - epsilon`` and positives with ``S_ij < max_N S_ik + epsilon`` stay
+  (pytorch-metric-learning ``MultiSimilarityMiner(epsilon)`` semantics); ``None`` uses every
+  pair (``MultiSimilarityLoss`` without a miner).
+
+  ``label_weights [B, B]`` (soft targets, e.g. interpolated mixup labels) replaces the label
+  masks: ``w+_ij = label_weights[i, j]`` and ``w-_ij = 1 - label_weights[i, j]`` for ``i != j``
+  (the diagonal is ignored); entries should lie in ``[0, 1]``. Hard weights
+  ``label_weights = (labels[:, None] == labels[None, :])`` give the plain loss. With mining,
+  the candidate sets are ``w+ > 0`` and ``w- > 0`` and the kept pairs keep their weights. The
+  Metrix losses (:mod:`embedlab.losses.mixup`) use the same per-anchor form against mixed points.
+
+  Outside the sphere ``S = -d``: pytorch-metric-learning with a distance (e.g. ``LpDistance``)
+  writes the exponents as ``alpha (d - base')`` and ``beta (base' - d)``, which is this loss
+  with ``base = -base'``.
+
+  Averaging: ``"mean"`` is eq. 7's ``1/m`` over all ``B`` anchors (anchors without pairs add
+  0, as in pytorch-metric-learning's ``MeanReducer``); ``"none"``: ``[B]``.
+
+  Args:
+    embeddings: ``[B, D]`` points on ``manifold``.
+    labels: ``[B]`` integer class labels.
+    manifold: the geometry; default the sphere (cosine similarity, as in the paper).
+    c: curvature magnitude.
+    alpha: positive scale (paper 2).
+    beta: negative scale (paper 50).
+    base: the similarity margin lambda (paper 0.5 on the sphere).
+    mining_epsilon: the mining margin epsilon (paper 0.1), or ``None`` for no mining.
+    label_weights: optional ``[B, B]`` soft positive weights in ``[0, 1]``.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+
+  Returns:
+    A scalar, or ``[B]`` for ``reduction="none"``; NaN if any embedding is non-finite.
+  """
+  _batch.check_batch(embeddings, labels, reduction)
+  batch = labels.shape[0]
+  if label_weights is not None and label_weights.shape != (batch, batch):
+    raise ValueError(f"label_weights must be [B, B] = {(batch, batch)}; got shape "
+                     f"{label_weights.shape}")
+  embeddings, finite = _batch.sanitize(embeddings, manifold, c)
+  sim = _batch.pairwise_similarity(embeddings, embeddings, manifold=manifold, c=c)
+  if label_weights is None:
+    positive, negative = pair_masks(labels)
+    pos_weight, neg_weight = positive.astype(sim.dtype), negative.astype(sim.dtype)
+  else:
+    off_diagonal = ~jnp.eye(batch, dtype=bool)
+    label_weights = label_weights.astype(sim.dtype)
+    pos_weight = jnp.where(off_diagonal, label_weights, 0.0)
+    neg_weight = jnp.where(off_diagonal, 1.0 - label_weights, 0.0)
+  if mining_epsilon is not None:
+    kept_pos, kept_neg = _multi_similarity_mine(sim, pos_weight > 0, neg_weight > 0,
+                                                mining_epsilon)
+    pos_weight = jnp.where(kept_pos, pos_weight, 0.0)
+    neg_weight = jnp.where(kept_neg, neg_weight, 0.0)
+  per_anchor = _multi_similarity_terms(sim, pos_weight, neg_weight, alpha=alpha, beta=beta,
+                                       base=base)
+  return _batch.nan_if(finite, _batch.masked_reduce(per_anchor, batch, reduction))
+
+
+def centroid_triplet_loss(embeddings, labels, *, num_classes: int,
+                          manifold: Manifold = euclidean.MANIFOLD, c=1.0, margin=0.1,
+                          reduction: str = "mean"):
+  """Centroid triplet loss: anchors against class centroids (Wieczorek et al., ICONIP 2021).
+
+  Wieczorek, Rychalska & Dąbrowski, "On the Unreasonable Effectiveness of Centroids in Image
+  Retrieval", ICONIP 2021, Sec. 3 (the centroid triplet loss, CTL): the triplet loss with the
+  positive and negative replaced by class centroids. Per anchor ``a`` of class ``y_a``::
+
+      L_a = relu(d(a, c_pos(a)) - min_{k != y_a, k in batch} d(a, c_k) + margin)
+
+  * ``c_pos(a)``: the midpoint of the *other* samples of ``y_a`` (leave-one-out, so the anchor
+    does not pull its own positive towards itself), :func:`_batch.weighted_midpoint` with the
+    ``[B, B]`` weights ``labels[i] == labels[j], i != j``.
+  * ``c_k``: the midpoint of every sample of class ``k`` present in the batch
+    (:func:`_batch.class_centroids`); the negative is the *closest* other-class centroid (the
+    hardest; the paper does not specify how the negative class is picked).
+  * Midpoints are the geometry's own: the mean in Euclidean space, the renormalised mean on the
+    sphere, the Einstein midpoint in the Poincaré ball (the normalised sum on the hyperboloid).
+  * ``d`` is the (non-squared) geodesic distance, as in :func:`triplet_loss`; the paper uses
+    squared Euclidean distances and builds centroids from a support split of each class in the
+    batch rather than leave-one-out. pytorch-metric-learning 2.9 has no centroid triplet loss
+    (its older ``CentroidTripletLoss`` was removed), so there is no reference to match.
+
+  Anchors whose class has a single sample in the batch (no positive centroid) or with no other
+  class in the batch are masked out: zero in ``"none"``, left out of ``"mean"`` (0 if none is
+  valid). Labels must lie in ``[0, num_classes)``; a label outside counts as no class (never a
+  negative centroid) and its anchors are masked out.
+
+  Args:
+    embeddings: ``[B, D]`` points on ``manifold``.
+    labels: ``[B]`` integer class labels in ``[0, num_classes)``.
+    num_classes: number of classes ``C`` (static: fixes the centroid table's shape).
+    manifold: the geometry; default Euclidean.
+    c: curvature magnitude.
+    margin: the triplet margin.
+    reduction: ``"mean"`` (default, over valid anchors), ``"sum"`` or ``"none"`` (``[B]``).
+
+  Returns:
+    A scalar, or ``[B]`` for ``reduction="none"``; NaN if any embedding is non-finite.
+  """
+  _batch.check_batch(embeddings, labels, reduction)
+  if num_classes < 1:
+    raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+  embeddings, finite = _batch.sanitize(embeddings, manifold, c)
+  positive, _ = pair_masks(labels)
+  pos_centroid = _batch.weighted_midpoint(embeddings, positive, manifold=manifold, c=c)
+  d_pos = manifold.dist(embeddings, pos_centroid, c=c)
+  centroids, counts = _batch.class_centroids(embeddings, labels, num_classes=num_classes,
+                                             manifold=manifold, c=c)
+  d_cent = manifold.pairwise_dist(embeddings, centroids, c=c)
+  classes = jnp.arange(num_classes)
+  other = (counts > 0)[None, :] & (labels[:, None] != classes[None, :])
+  in_range = (labels >= 0) & (labels < num_classes)
+  valid = jnp.any(positive, axis=1) & jnp.any(other, axis=1) & in_range
+  # A finite fill that never undercuts a real centroid (no inf arithmetic in the gradient).
+  fill = jax.lax.stop_gradient(jnp.max(d_cent, axis=1, keepdims=True))
+  d_neg = jnp.min(jnp.where(other, d_cent, fill), axis=1)
+  per_anchor = jnp.where(valid, jnp.maximum(d_pos - d_neg + margin, 0.0), 0.0)
+  return _batch.nan_if(finite, _batch.masked_reduce(per_anchor, jnp.sum(valid), reduction))
+
+
+def snr_regularizer(embeddings, *, weight=1.0, reduction: str = "mean"):
+  """Zero-mean regulariser of the SNR loss: ``weight * mean_i |sum_m h_im|``.
+
+  Yuan, Chen, Wang, Yu & Sun, "Signal-to-Noise Ratio: A Robust Distance Metric for Deep Metric
+  Learning", CVPR 2019, Sec. 3 (the regularised SNR loss): the SNR distance assumes zero-mean
+  features (its noise model), so the loss adds
+  ``lambda (1/N) sum_i |sum_m h_im|`` (``h_i`` the ``i``-th embedding, ``m`` its entries); with
+  :func:`contrastive_loss` / :func:`triplet_loss` at ``distance="snr"``. pytorch-metric-learning's
+  ``ZeroMeanRegularizer`` (``embedding_reg_weight = weight``) computes the same.
+
+  Args:
+    embeddings: ``[B, D]`` Euclidean features.
+    weight: the regularisation strength lambda.
+    reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``, already weighted).
+
+  Returns:
+    A scalar or ``[B]``; NaN if any embedding is non-finite (zero gradient).
+  """
+  _batch.check_reduction(reduction)
+  if embeddings.ndim != 2:
+    raise ValueError(f"embeddings must be [B, D]; got shape {embeddings.shape}")
+  embeddings, finite = _batch.sanitize(embeddings, euclidean.MANIFOLD, 0.0)
+  per_row = weight * jnp.abs(jnp.sum(embeddings, axis=1))
+  return _batch.nan_if(finite, _batch.masked_reduce(per_row, embeddings.shape[0], reduction))
