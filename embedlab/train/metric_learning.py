@@ -60,7 +60,10 @@ from embedlab import optim
 from embedlab.data import features as features_lib
 from embedlab.evals import retrieval
 from embedlab.geometry.base import Manifold
+from embedlab.losses import contrastive
 from embedlab.losses import metric
+from embedlab.losses import prototypes
+from embedlab.losses import proxy
 
 # Rows embedded per jitted call at evaluation.
 _EVAL_CHUNK = 1024
@@ -149,13 +152,15 @@ class LossSpec:
   Attributes:
     fn: ``fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
       **options) -> scalar``; ``labels`` are seen-class ids in ``[0, num_classes)``,
-      ``class_points`` the ``[num_classes, D]`` class vectors on the manifold (``None`` when
-      ``class_params == "none"``), ``per_class`` the ``K`` of the class-major batch.
+      ``class_points`` the ``[num_classes, D]`` learned class vectors on the manifold, or the
+      fixed directions, or ``None`` (``class_params == "none"``); ``per_class`` the ``K`` of
+      the class-major batch.
     defaults: the hyperparameters (``config.losses.<name>``), passed as ``**options``.
     class_params: ``"none"``, ``"learned"`` (proxies / weights, trained) or ``"fixed"``.
     geometries: the geometries it supports.
     fixed_basis: for ``class_params="fixed"``: ``(num_classes, dim, seed) -> [C, dim]``
-      tangent vectors at the origin, mapped by :func:`to_manifold`.
+      class directions, passed to the loss as they are (the prototype losses of
+      :mod:`embedlab.losses.prototypes` place them on the manifold).
   """
 
   fn: Callable
@@ -173,11 +178,97 @@ def _plain(loss):
   return fn
 
 
+def _with_class_points(loss):
+  """Adapter of ``loss(embeddings, labels, class_points, *, manifold, c, **options)``."""
+  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, **options):
+    del num_classes, per_class
+    return loss(embeddings, labels, class_points, manifold=manifold, c=c, **options)
+  return fn
+
+
+def _busemann(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+              **options):
+  del manifold, num_classes, per_class  # Poincaré ball only (LossSpec.geometries).
+  return prototypes.busemann_prototype_loss(embeddings, labels, class_points, c=c, **options)
+
+
+def _class_pairs(embeddings, per_class):
+  """The first two items of each class of a class-major batch: ``([P, D], [P, D])``."""
+  grouped = embeddings.reshape(-1, per_class, embeddings.shape[-1])
+  return grouped[:, 0], grouped[:, 1]
+
+
+def _npair(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, **options):
+  del labels, class_points, num_classes
+  anchors, positives = _class_pairs(embeddings, per_class)
+  return contrastive.npair_loss(anchors, positives, manifold=manifold, c=c, **options)
+
+
+def _infonce(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+             **options):
+  del labels, class_points, num_classes
+  queries, keys = _class_pairs(embeddings, per_class)
+  return contrastive.infonce_loss(queries, keys, manifold=manifold, c=c, **options)
+
+
+def _prototypical(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+                  **options):
+  """Support: the first ``K // 2`` items of each class of the batch; queries: the rest."""
+  del class_points
+  d = embeddings.shape[-1]
+  half = per_class // 2
+  grouped, grouped_labels = embeddings.reshape(-1, per_class, d), labels.reshape(-1, per_class)
+  return contrastive.prototypical_loss(
+      grouped[:, :half].reshape(-1, d), grouped_labels[:, :half].reshape(-1),
+      grouped[:, half:].reshape(-1, d), grouped_labels[:, half:].reshape(-1),
+      num_classes=num_classes, manifold=manifold, c=c, **options)
+
+
+def _ebv_basis(num_classes, dim, seed):
+  return prototypes.equiangular_basis_vectors(num_classes, dim, seed=seed)
+
+
+def _hyperspherical_basis(num_classes, dim, seed):
+  return prototypes.hyperspherical_prototypes(num_classes, dim, seed=seed)
+
+
 LOSSES: dict[str, LossSpec] = {
+    # embedlab.losses.metric: pairs and triplets mined in the batch.
     "contrastive": LossSpec(_plain(metric.contrastive_loss),
                             {"pos_margin": 0.0, "neg_margin": 1.0, "distance": "geodesic"}),
     "triplet": LossSpec(_plain(metric.triplet_loss),
                         {"margin": 0.2, "mining": "batch_hard", "distance": "geodesic"}),
+    # The SNR distance of Yuan et al. 2019 is defined on Euclidean features only.
+    "contrastive_snr": LossSpec(_plain(metric.contrastive_loss),
+                                {"pos_margin": 0.0, "neg_margin": 1.0, "distance": "snr"},
+                                geometries=("euclidean",)),
+    "triplet_snr": LossSpec(_plain(metric.triplet_loss),
+                            {"margin": 0.2, "mining": "batch_hard", "distance": "snr"},
+                            geometries=("euclidean",)),
+    # embedlab.losses.contrastive: softmax over the batch.
+    "ntxent": LossSpec(_plain(contrastive.ntxent_loss), {"temperature": 0.1}),
+    "supcon": LossSpec(_plain(contrastive.supcon_loss), {"temperature": 0.1}),
+    "infonce": LossSpec(_infonce, {"temperature": 0.1, "symmetric": False}),
+    "npair": LossSpec(_npair, {"l2_weight": 0.0}),
+    "prototypical": LossSpec(_prototypical, {"squared": True}),
+    # embedlab.losses.proxy: one learned vector per seen class.
+    "proxy_nca": LossSpec(_with_class_points(proxy.proxy_nca_loss), {"softmax_scale": 1.0},
+                          class_params="learned"),
+    "proxy_anchor": LossSpec(_with_class_points(proxy.proxy_anchor_loss),
+                             {"margin": 0.1, "alpha": 32.0}, class_params="learned"),
+    "cosface": LossSpec(_with_class_points(proxy.cosface_loss), {"margin": 0.35, "scale": 64.0},
+                        class_params="learned"),
+    "arcface": LossSpec(_with_class_points(proxy.arcface_loss), {"margin": 0.5, "scale": 64.0},
+                        class_params="learned"),
+    # embedlab.losses.prototypes: fixed class directions chosen before training.
+    "ebv": LossSpec(_with_class_points(prototypes.ebv_loss),
+                    {"temperature": 0.07, "radius": 1.0}, class_params="fixed",
+                    fixed_basis=_ebv_basis),
+    "hyperspherical_prototype": LossSpec(
+        _with_class_points(prototypes.hyperspherical_prototype_loss), {},
+        class_params="fixed", fixed_basis=_hyperspherical_basis),
+    "busemann_prototype": LossSpec(_busemann, {"phi": None}, class_params="fixed",
+                                   geometries=("poincare",), fixed_basis=_hyperspherical_basis),
 }
 
 
@@ -254,8 +345,9 @@ class MetricLearningTask:
     self.ambient = self.manifold.ambient_dim(config.dim)
     self.fixed_class_points = None
     if self.spec.class_params == "fixed":
-      basis = self.spec.fixed_basis(self.num_classes, config.dim, config.seed)
-      self.fixed_class_points = self._to_manifold(jnp.asarray(basis, jnp.float32))
+      # Directions; each prototype loss places them on the manifold itself.
+      self.fixed_class_points = jnp.asarray(
+          self.spec.fixed_basis(self.num_classes, config.dim, config.seed), jnp.float32)
 
     total_steps = config.epochs * self.steps_per_epoch
     self._schedule = optim.decay_schedule(

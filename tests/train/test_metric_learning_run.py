@@ -64,6 +64,7 @@ def test_every_preset_trains_restores_and_continues(tmp_path, preset):
                "epochs_per_call=1,steps=2,eval.baselines=false")
   if preset == "wordnet_gloss":
     data_dir_or_skip()
+    overrides += ",wordnet.max_items=20"
   partial = train.run(_config(f"{preset},{overrides}"), tmp_path)
   assert partial.results["epochs_completed"] == 1
   finished = train.run(_config(f"{preset},"
@@ -90,22 +91,23 @@ def _cases():
 
 
 @pytest.mark.parametrize("loss, geometry_name", list(_cases()))
-def test_every_loss_takes_a_step_in_every_geometry_it_supports(loss, geometry_name):
+def test_every_loss_has_finite_gradients_in_every_geometry_it_supports(loss, geometry_name):
   task = metric_learning.MetricLearningTask(
       _config(f"smoke,loss={loss},geometry={geometry_name},eval.baselines=false"))
   params = task.init_params(jax.random.PRNGKey(0))
-  opt_state = task.optimizer.init(params)
   # A class-major batch built by hand (the sampler has its own test): K items of P classes.
   P, K = task.config.classes_per_batch, task.config.samples_per_class
   members = np.asarray(task.data["members"])
-  batch = {"rows": jnp.asarray(members[:P, :K].reshape(-1)),
-           "labels": jnp.repeat(jnp.arange(P, dtype=jnp.int32), K)}
-  new_params, _, loss_value = jax.jit(task.train_step)(params, opt_state, batch, None,
-                                                       task.data)
-  assert np.isfinite(float(loss_value)), (loss, geometry_name)
-  moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.any(a != b), params, new_params))
-  assert any(bool(m) for m in moved)
-  assert all(np.all(np.isfinite(np.asarray(l))) for l in jax.tree.leaves(new_params))
+  x = task.data["features"][members[:P, :K].reshape(-1)]
+  labels = jnp.repeat(jnp.arange(P, dtype=jnp.int32), K)
+  # One compilation per case: the gradient of the step (the optimizer is the runs' business).
+  value, grads = jax.jit(jax.value_and_grad(task._loss))(params, x, labels)
+  assert np.isfinite(float(value)), (loss, geometry_name)
+  leaves = [np.asarray(g) for g in jax.tree.leaves(grads)]
+  assert all(np.all(np.isfinite(g)) for g in leaves)
+  assert any(np.any(g != 0) for g in leaves)
+  if task.spec.class_params == "learned":
+    assert np.any(np.asarray(grads["class_vectors"]) != 0)
 
 
 def test_balanced_batches_hold_p_classes_of_k_distinct_items():
