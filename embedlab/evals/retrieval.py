@@ -27,8 +27,9 @@ import numpy as np
 from embedlab.geometry import euclidean
 from embedlab.geometry.base import Manifold
 
-# Elements of one [B, N] distance block, as in reconstruction.py.
-_DEFAULT_CHUNK_ELEMENTS = 1 << 24
+# Elements of one [B, N] distance block: 4M (16 MiB in float32) keeps two blocks in flight
+# small; 16M was slower and held ~4x the memory (benchmarks/pml_retrieval.py, 20k x 128).
+_DEFAULT_CHUNK_ELEMENTS = 1 << 22
 _MAX_IN_FLIGHT = 2
 DEFAULT_RECALL_KS = (1, 2, 4, 8)
 
@@ -139,7 +140,7 @@ def retrieval_metrics(reference, reference_labels, *, queries=None, query_labels
     manifold: the geometry; default Euclidean.
     c: curvature passed to ``manifold.pairwise_dist`` (traced: a new value never retraces).
     recall_ks: the ``K`` of Recall@K, positive ints, each at most the number of candidates.
-    chunk_size: queries per jitted call ``B``; default ``2**24 // N``, capped at ``Q``.
+    chunk_size: queries per jitted call ``B``; default ``2**22 // N``, capped at ``Q``.
 
   Returns:
     ``{"precision_at_1", "recall_at_<K>" for each K, "r_precision", "map_at_r": float,
