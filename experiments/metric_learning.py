@@ -12,8 +12,12 @@ Launch (from the repository root):
   # The default: scikit-learn's 8x8 digits, seen classes 0-4, unseen 5-9, triplet batch-hard,
   # Euclidean, dim 32 (~10 s on one CPU core).
   python -m embedlab.main --config experiments/metric_learning.py:digits --workdir runs/ml_digits
-  # Any loss / geometry (aliases loss=, geometry=, dim=, lr=, steps=, P=, K=):
-  python -m embedlab.main --config experiments/metric_learning.py:digits,loss=contrastive,geometry=poincare \
+  # Any loss in embedlab.train.metric_learning.LOSSES (contrastive, triplet, multi_similarity,
+  # centroid_triplet, *_snr, ntxent, supcon, infonce, npair, prototypical, proxy_nca,
+  # proxy_anchor, cosface, arcface, metrix_*, ebv, hyperspherical_prototype,
+  # busemann_prototype) in any geometry it supports; aliases lr, steps, P, K, wd:
+  python -m embedlab.main \
+      --config experiments/metric_learning.py:digits,loss=contrastive,geometry=poincare \
       --workdir runs/ml_digits_contrastive_poincare
   # A loss hyperparameter from the command line:
   python -m embedlab.main --config experiments/metric_learning.py:digits,geometry=sphere \
@@ -36,10 +40,15 @@ ALIASES = {"lr": "optim.learning_rate", "steps": "steps_per_epoch", "P": "classe
            "K": "samples_per_class", "wd": "optim.weight_decay"}
 
 PRESETS = {
-    # 5 seen classes, so P = 5; 20 epochs x 50 steps of batch 80.
+    # 5 seen classes, so P = 5; 20 epochs x 50 steps of batch 80 (~5 s of training on a CPU).
+    # Measured (seed 0): seen MAP@R 0.989 (raw pixels 0.694, untrained 0.564), but unseen MAP@R
+    # 0.376 / P@1 0.951 / NMI 0.358 against raw pixels 0.611 / 0.989 / 0.773 (untrained 0.414):
+    # what the 5 seen digits teach does not transfer to the other 5. Shorter training, linear
+    # or CNN encoders, shift augmentation and other losses did not beat raw pixels either.
     "digits": {},
-    # 167 seen / 168 unseen classes, P = 32 classes x K = 8 items; raw MiniLM features are a
-    # strong baseline, so the head is residual-free but wide and trained briefly.
+    # 167 seen / 168 unseen classes, P = 32 classes x K = 8 items, ~1-2 min on a CPU. Measured
+    # (seed 0): unseen MAP@R 0.109 (raw MiniLM features 0.233, untrained head 0.079); seen
+    # MAP@R 0.432 (raw 0.281).
     "wordnet_gloss": {"dataset": "wordnet_gloss", "dim": 64, "model.hidden": "512",
                       "classes_per_batch": 32, "samples_per_class": 8, "epochs": 20,
                       "steps_per_epoch": 100, "eval_every_epochs": 10,

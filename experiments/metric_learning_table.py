@@ -14,10 +14,11 @@ resumed, not retrained. This script only loops and tabulates:
   python experiments/metric_learning_table.py --extra dim=64,lr=3e-4 --workdir runs/ml_dim64
 
 A (loss, geometry) pair the loss does not support is left out ("—" in the table); a cell whose
-config is rejected is recorded with its error. Output: ``<workdir>/<loss>_<geometry>/`` (each
-run's workdir), ``<workdir>/table.json`` (every cell: command, unseen and seen metrics, wall
-seconds, machine) and ``<workdir>/table.md``: unseen-class Precision@1 / MAP@R / NMI per cell,
-and the raw-feature and untrained-encoder baselines.
+config is rejected, or whose loss turns non-finite, is recorded with its error. Output:
+``<workdir>/<loss>_<geometry>/`` (each run's workdir), ``<workdir>/table.json`` (every cell:
+command, unseen and seen metrics, wall seconds, machine) and ``<workdir>/table.md``:
+unseen-class Precision@1 / MAP@R / NMI per cell, and the raw-feature and untrained-encoder
+baselines.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def main(argv=None) -> None:
         config = get_config(arg)
         config.progress = False
         results = train.run(config, workdir).results
-      except ValueError as e:
+      except (ValueError, FloatingPointError) as e:
         cell["error"] = str(e)
         print(f"   error: {e}", flush=True)
       else:

@@ -62,6 +62,7 @@ from embedlab.evals import retrieval
 from embedlab.geometry.base import Manifold
 from embedlab.losses import contrastive
 from embedlab.losses import metric
+from embedlab.losses import mixup
 from embedlab.losses import prototypes
 from embedlab.losses import proxy
 
@@ -150,8 +151,9 @@ class LossSpec:
   """How the task calls one loss.
 
   Attributes:
-    fn: ``fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
-      **options) -> scalar``; ``labels`` are seen-class ids in ``[0, num_classes)``,
+    fn: ``fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+      **options) -> scalar``; ``labels`` are seen-class ids in ``[0, num_classes)``;
+      ``key`` is the step's PRNG key (Metrix draws its mixes with it);
       ``class_points`` the ``[num_classes, D]`` learned class vectors on the manifold, or the
       fixed directions, or ``None`` (``class_params == "none"``); ``per_class`` the ``K`` of
       the class-major batch.
@@ -172,23 +174,25 @@ class LossSpec:
 
 def _plain(loss):
   """Adapter of a loss ``loss(embeddings, labels, *, manifold, c, **options)``."""
-  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, **options):
-    del class_points, num_classes, per_class
+  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+         **options):
+    del class_points, num_classes, per_class, key
     return loss(embeddings, labels, manifold=manifold, c=c, **options)
   return fn
 
 
 def _with_class_points(loss):
   """Adapter of ``loss(embeddings, labels, class_points, *, manifold, c, **options)``."""
-  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, **options):
-    del num_classes, per_class
+  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+         **options):
+    del num_classes, per_class, key
     return loss(embeddings, labels, class_points, manifold=manifold, c=c, **options)
   return fn
 
 
-def _busemann(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+def _busemann(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
               **options):
-  del manifold, num_classes, per_class  # Poincaré ball only (LossSpec.geometries).
+  del manifold, num_classes, per_class, key  # Poincaré ball only (LossSpec.geometries).
   return prototypes.busemann_prototype_loss(embeddings, labels, class_points, c=c, **options)
 
 
@@ -198,23 +202,24 @@ def _class_pairs(embeddings, per_class):
   return grouped[:, 0], grouped[:, 1]
 
 
-def _npair(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, **options):
-  del labels, class_points, num_classes
+def _npair(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+           **options):
+  del labels, class_points, num_classes, key
   anchors, positives = _class_pairs(embeddings, per_class)
   return contrastive.npair_loss(anchors, positives, manifold=manifold, c=c, **options)
 
 
-def _infonce(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+def _infonce(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
              **options):
-  del labels, class_points, num_classes
+  del labels, class_points, num_classes, key
   queries, keys = _class_pairs(embeddings, per_class)
   return contrastive.infonce_loss(queries, keys, manifold=manifold, c=c, **options)
 
 
-def _prototypical(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+def _prototypical(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
                   **options):
   """Support: the first ``K // 2`` items of each class of the batch; queries: the rest."""
-  del class_points
+  del class_points, key
   d = embeddings.shape[-1]
   half = per_class // 2
   grouped, grouped_labels = embeddings.reshape(-1, per_class, d), labels.reshape(-1, per_class)
@@ -222,6 +227,35 @@ def _prototypical(embeddings, labels, class_points, *, manifold, c, num_classes,
       grouped[:, :half].reshape(-1, d), grouped_labels[:, :half].reshape(-1),
       grouped[:, half:].reshape(-1, d), grouped_labels[:, half:].reshape(-1),
       num_classes=num_classes, manifold=manifold, c=c, **options)
+
+
+def _centroid_triplet(embeddings, labels, class_points, *, manifold, c, num_classes, per_class,
+                      key, **options):
+  del class_points, per_class, key
+  return metric.centroid_triplet_loss(embeddings, labels, num_classes=num_classes,
+                                      manifold=manifold, c=c, **options)
+
+
+def _snr(loss):
+  """A pair loss on the SNR distance plus the paper's zero-mean regulariser (``snr_weight``)."""
+  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+         snr_weight, **options):
+    del class_points, num_classes, per_class, key
+    return (loss(embeddings, labels, manifold=manifold, c=c, distance="snr", **options)
+            + metric.snr_regularizer(embeddings, weight=snr_weight))
+  return fn
+
+
+def _metrix(loss, *, with_class_points: bool = False):
+  """Metrix (embedding mixup): ``num_mixes`` mixed pairs drawn with the step's key,
+  ``lam ~ Beta(mix_alpha, mix_alpha)``."""
+  def fn(embeddings, labels, class_points, *, manifold, c, num_classes, per_class, key,
+         num_mixes, mix_alpha, **options):
+    del num_classes, per_class
+    mixes = mixup.sample_mixes(key, labels, num_mixes=num_mixes, alpha=mix_alpha)
+    extra = (class_points,) if with_class_points else ()
+    return loss(embeddings, labels, *extra, mixes, manifold=manifold, c=c, **options)
+  return fn
 
 
 def _ebv_basis(num_classes, dim, seed):
@@ -238,13 +272,29 @@ LOSSES: dict[str, LossSpec] = {
                             {"pos_margin": 0.0, "neg_margin": 1.0, "distance": "geodesic"}),
     "triplet": LossSpec(_plain(metric.triplet_loss),
                         {"margin": 0.2, "mining": "batch_hard", "distance": "geodesic"}),
+    "multi_similarity": LossSpec(_plain(metric.multi_similarity_loss),
+                                 {"alpha": 2.0, "beta": 50.0, "base": 0.5,
+                                  "mining_epsilon": 0.1}),
+    "centroid_triplet": LossSpec(_centroid_triplet, {"margin": 0.1}),
     # The SNR distance of Yuan et al. 2019 is defined on Euclidean features only.
-    "contrastive_snr": LossSpec(_plain(metric.contrastive_loss),
-                                {"pos_margin": 0.0, "neg_margin": 1.0, "distance": "snr"},
+    "contrastive_snr": LossSpec(_snr(metric.contrastive_loss),
+                                {"pos_margin": 0.0, "neg_margin": 1.0, "snr_weight": 0.0},
                                 geometries=("euclidean",)),
-    "triplet_snr": LossSpec(_plain(metric.triplet_loss),
-                            {"margin": 0.2, "mining": "batch_hard", "distance": "snr"},
+    "triplet_snr": LossSpec(_snr(metric.triplet_loss),
+                            {"margin": 0.2, "mining": "batch_hard", "snr_weight": 0.0},
                             geometries=("euclidean",)),
+    # embedlab.losses.mixup: Metrix, the clean loss plus mix_weight x the loss of mixed pairs.
+    "metrix_contrastive": LossSpec(_metrix(mixup.metrix_contrastive_loss),
+                                   {"pos_margin": 0.0, "neg_margin": 1.0, "mix_weight": 1.0,
+                                    "num_mixes": 64, "mix_alpha": 2.0}),
+    "metrix_multi_similarity": LossSpec(_metrix(mixup.metrix_multi_similarity_loss),
+                                        {"alpha": 2.0, "beta": 50.0, "base": 0.5,
+                                         "mix_weight": 1.0, "num_mixes": 64, "mix_alpha": 2.0}),
+    "metrix_proxy_anchor": LossSpec(_metrix(mixup.metrix_proxy_anchor_loss,
+                                            with_class_points=True),
+                                    {"margin": 0.1, "alpha": 32.0, "mix_weight": 1.0,
+                                     "num_mixes": 64, "mix_alpha": 2.0},
+                                    class_params="learned"),
     # embedlab.losses.contrastive: softmax over the batch.
     "ntxent": LossSpec(_plain(contrastive.ntxent_loss), {"temperature": 0.1}),
     "supcon": LossSpec(_plain(contrastive.supcon_loss), {"temperature": 0.1}),
@@ -409,12 +459,12 @@ class MetricLearningTask:
       return self._to_manifold(params["class_vectors"])
     return self.fixed_class_points
 
-  def _loss(self, params, x, labels):
+  def _loss(self, params, x, labels, key):
     embeddings = self._embed_impl(params["encoder"], x)
     options = dict(self.config.losses[self.config.loss])
     return self.spec.fn(embeddings, labels, self._class_points(params), manifold=self.manifold,
                         c=self.c, num_classes=self.num_classes,
-                        per_class=self.config.samples_per_class, **options)
+                        per_class=self.config.samples_per_class, key=key, **options)
 
   def _check_loss_traces(self):
     """Traces the loss once on abstract inputs so bad options fail now, with the loss named."""
@@ -422,16 +472,15 @@ class MetricLearningTask:
     x = jax.ShapeDtypeStruct((self.batch_size, self.dataset.features.shape[1]), jnp.float32)
     labels = jax.ShapeDtypeStruct((self.batch_size,), jnp.int32)
     try:
-      jax.eval_shape(self._loss, params, x, labels)
+      jax.eval_shape(self._loss, params, x, labels, jax.random.PRNGKey(0))
     except (ValueError, TypeError) as e:
       raise ValueError(f"loss {self.config.loss!r} cannot run in geometry "
                        f"{self.config.geometry!r} with options "
                        f"{dict(self.config.losses[self.config.loss])}: {e}") from None
 
   def train_step(self, params, opt_state, batch, key, data):
-    del key
     x, labels = data["features"][batch["rows"]], batch["labels"]
-    loss, grads = jax.value_and_grad(self._loss)(params, x, labels)
+    loss, grads = jax.value_and_grad(self._loss)(params, x, labels, key)
     updates, opt_state = self.optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
