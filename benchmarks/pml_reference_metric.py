@@ -11,7 +11,7 @@ Every input is float64 and rebuilt in the test from the same ``np.random.default
 import numpy as np
 import pytorch_metric_learning
 import torch
-from pytorch_metric_learning import distances, losses, miners, regularizers
+from pytorch_metric_learning import distances, losses, miners, reducers, regularizers
 
 LABELS = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3, 3, 4, 4])  # label 2 is a singleton.
 
@@ -44,6 +44,12 @@ def main():
             euclid, labels),
         "snr_triplet": losses.TripletMarginLoss(margin=0.3, **snr)(euclid, labels),
         "zero_mean": regularizers.ZeroMeanRegularizer()(euclid),
+        # Geodesic (Euclidean) triplet / contrastive: PML's LpDistance without normalisation.
+        "triplet_all": losses.TripletMarginLoss(margin=0.2, **lp)(euclid, labels),
+        "triplet_hard": losses.TripletMarginLoss(margin=0.2, reducer=reducers.MeanReducer(), **lp)(
+            euclid, labels, miners.BatchHardMiner(**lp)(euclid, labels)),
+        "lp_contrastive": losses.ContrastiveLoss(pos_margin=0.2, neg_margin=1.0, **lp)(
+            euclid, labels),
     }
     for name, value in values.items():
       print(f"seed {seed} {name}: {float(value)!r}")

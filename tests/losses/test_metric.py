@@ -596,11 +596,13 @@ PML = {
     0: dict(ms_cosine=0.8456290587647718, ms_cosine_mined=0.78718575551546,
             ms_lp=1.2688454551007882, ms_lp_mined=1.174266067968562,
             snr_contrastive=2.6337215095353645, snr_triplet=1.5891503895654282,
-            zero_mean=0.9292416573117875),
+            zero_mean=0.9292416573117875, triplet_all=0.5787525740678188,
+            triplet_hard=1.0315000113870498, lp_contrastive=1.552314514691065),
     1: dict(ms_cosine=1.1787972155520106, ms_cosine_mined=1.1771982408160664,
             ms_lp=1.0748650853569053, ms_lp_mined=1.0465545892421961,
             snr_contrastive=2.4948833493329854, snr_triplet=1.28730154945021,
-            zero_mean=0.6389969280716525),
+            zero_mean=0.6389969280716525, triplet_all=0.39875386286213926,
+            triplet_hard=0.8538729481696492, lp_contrastive=1.1150009669645728),
 }
 
 
@@ -618,10 +620,11 @@ def test_agrees_with_pml(seed):
   euclidean = GEOMETRIES["euclidean"]
   with jax.enable_x64(True):
     got, per_pair = jax.jit(_embedlab_pml_values)(jnp.asarray(unit), jnp.asarray(euclid), labels)
-  hinge = np.sqrt(np.asarray(per_pair))
   same = PML_LABELS[:, None] == PML_LABELS[None, :]
-  pos, neg = hinge[same & ~np.eye(len(PML_LABELS), dtype=bool)], hinge[~same]
-  got["snr_contrastive"] = pos[pos > 0].mean() + neg[neg > 0].mean()
+  for name, squared_hinges in per_pair.items():
+    hinge = np.sqrt(np.asarray(squared_hinges))
+    pos, neg = hinge[same & ~np.eye(len(PML_LABELS), dtype=bool)], hinge[~same]
+    got[name] = pos[pos > 0].mean() + neg[neg > 0].mean()
   assert set(got) == set(expected)
   for name, value in got.items():
     np.testing.assert_allclose(value, expected[name], rtol=1e-9, err_msg=name)
@@ -643,8 +646,17 @@ def _embedlab_pml_values(unit, euclid, labels):
   # PML ContrastiveLoss uses unsquared hinges and AvgNonZeroReducer on the positive and the
   # negative pairs separately; embedlab squares the hinges and averages all pairs. Same pairs
   # and distances: PML's value is rebuilt from embedlab's per-pair matrix.
-  per_pair = metric.contrastive_loss(euclid, labels, pos_margin=1.5, neg_margin=2.2,
-                                     distance="snr", reduction="none")
+  per_pair = dict(
+      snr_contrastive=metric.contrastive_loss(euclid, labels, pos_margin=1.5, neg_margin=2.2,
+                                              distance="snr", reduction="none"),
+      lp_contrastive=metric.contrastive_loss(euclid, labels, manifold=euclidean,
+                                             pos_margin=0.2, neg_margin=1.0, reduction="none"))
+  # PML TripletMarginLoss(0.2, LpDistance): all triplets, mean over the non-zero ones ==
+  # batch_all; with BatchHardMiner and MeanReducer == batch_hard (the singleton anchor of
+  # label 2 is skipped by both).
+  got["triplet_all"] = metric.triplet_loss(euclid, labels, manifold=euclidean, margin=0.2)
+  got["triplet_hard"] = metric.triplet_loss(euclid, labels, manifold=euclidean, margin=0.2,
+                                            mining="batch_hard")
   return got, per_pair
 
 
