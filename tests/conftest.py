@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pathlib
 import subprocess
@@ -20,6 +21,19 @@ def load_experiment(name: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def quiet_config(experiment, arg: str):
+  """``experiment.get_config(arg)`` with the progress bar off (keeps test logs readable)."""
+  config = experiment.get_config(arg)
+  config.progress = False
+  return config
+
+
+def logged_losses(workdir: pathlib.Path) -> list[float]:
+  """The per-epoch training losses a run wrote to ``workdir/metrics.jsonl``, in order."""
+  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [l["loss"] for l in lines if "loss" in l]
 
 
 def data_dir_or_skip() -> pathlib.Path:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
 from embedlab import train
-from tests.conftest import ROOT, data_dir_or_skip, load_experiment, run_main
+from tests.conftest import (
+    ROOT, data_dir_or_skip, load_experiment, logged_losses, quiet_config, run_main)
 
 hierarchy_config = load_experiment("hierarchy")
 
-
-def _config(arg: str):
-  config = hierarchy_config.get_config(arg)
-  config.progress = False
-  return config
-
-
-def _losses(workdir: pathlib.Path) -> list[float]:
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return [l["loss"] for l in lines if "loss" in l]
+_config = functools.partial(quiet_config, hierarchy_config)
 
 
 def test_smoke_run_writes_every_output(tmp_path):
@@ -66,7 +58,7 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
   a = np.load(straight / "embeddings.npz")["vectors"]
   b = np.load(killed / "embeddings.npz")["vectors"]
   np.testing.assert_array_equal(a, b)
-  assert _losses(straight) == _losses(killed)
+  assert logged_losses(straight) == logged_losses(killed)
 
 
 def test_resume_refuses_a_different_config(tmp_path):
@@ -139,7 +131,7 @@ def test_eight_devices_match_one_device(tmp_path):
            env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   eight = json.loads((tmp_path / "eight" / "results.json").read_text())
   assert eight["machine"]["num_devices"] == 8
-  np.testing.assert_allclose(_losses(tmp_path / "eight"), _losses(tmp_path / "one"),
+  np.testing.assert_allclose(logged_losses(tmp_path / "eight"), logged_losses(tmp_path / "one"),
                              rtol=1e-5)
   np.testing.assert_allclose(np.load(tmp_path / "eight" / "embeddings.npz")["vectors"],
                              np.load(tmp_path / "one" / "embeddings.npz")["vectors"],
@@ -176,7 +168,7 @@ def test_sparse_row_updates_match_dense_ones(tmp_path, geometry):
   sparse = train.run(_config(arg + ",row_updates=sparse"), tmp_path / "sparse")
   np.testing.assert_allclose(np.asarray(sparse.params["embeddings"]),
                              np.asarray(dense.params["embeddings"]), rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(_losses(tmp_path / "sparse"), _losses(tmp_path / "dense"),
+  np.testing.assert_allclose(logged_losses(tmp_path / "sparse"), logged_losses(tmp_path / "dense"),
                              rtol=1e-5)
 
 

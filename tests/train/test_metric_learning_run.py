@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -13,20 +13,11 @@ import pytest
 from embedlab import geometry
 from embedlab import train
 from embedlab.train import metric_learning
-from tests.conftest import data_dir_or_skip, load_experiment
+from tests.conftest import data_dir_or_skip, load_experiment, logged_losses, quiet_config
 
 ml_config = load_experiment("metric_learning")
 
-
-def _config(arg: str):
-  config = ml_config.get_config(arg)
-  config.progress = False
-  return config
-
-
-def _losses(workdir: pathlib.Path) -> list[float]:
-  lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return [l["loss"] for l in lines if "loss" in l]
+_config = functools.partial(quiet_config, ml_config)
 
 
 def test_smoke_run_writes_every_output_and_resumes_bitwise(tmp_path):
@@ -54,7 +45,7 @@ def test_smoke_run_writes_every_output_and_resumes_bitwise(tmp_path):
   assert resumed.results["finished"]
   np.testing.assert_array_equal(stored["unseen_embeddings"],
                                 np.load(killed / "embeddings.npz")["unseen_embeddings"])
-  assert _losses(straight) == _losses(killed)
+  assert logged_losses(straight) == logged_losses(killed)
 
 
 # "smoke" is the run above.

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
 
 from embedlab import train
-from tests.conftest import load_experiment, run_main
+from tests.conftest import load_experiment, quiet_config, run_main
 
 trees_config = load_experiment("trees")
 
-
-def _config(arg: str):
-  config = trees_config.get_config(arg)
-  config.progress = False
-  return config
+_config = functools.partial(quiet_config, trees_config)
 
 
 def test_smoke_preset_through_the_cli(tmp_path):
