@@ -1,7 +1,8 @@
 """Shared kernel of the labelled-batch losses (metric, contrastive, proxy, prototype losses).
 
 Not public API: the loss modules import it so that every loss checks its input, treats
-non-finite embeddings, reduces and measures distance / similarity the same way.
+non-finite embeddings, reduces, measures distance / similarity and takes a softmax
+cross-entropy (:func:`cross_entropy`, precise for confident rows) the same way.
 
 Distances: ``distance="geodesic"`` is the geometry's own ``pairwise_dist`` (one matmul);
 ``distance="snr"`` is the signal-to-noise-ratio distance of Yuan et al. 2019 (Euclidean
@@ -12,6 +13,7 @@ every other geometry's is the negative geodesic distance ``-d(x, y)``.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from embedlab.geometry.base import Manifold
@@ -174,7 +176,37 @@ def weighted_midpoint(points, weights, *, manifold: Manifold, c):
 
 
 def class_centroids(embeddings, labels, *, num_classes: int, manifold: Manifold, c):
-  """``(centroids [C, D], counts [C])``: each class's :func:`weighted_midpoint` (origin if empty)."""
+  """``(centroids [C, D], counts [C])``: each class's :func:`weighted_midpoint` (origin if none)."""
   one_hot = (labels[None, :] == jnp.arange(num_classes)[:, None])
   return (weighted_midpoint(embeddings, one_hot, manifold=manifold, c=c),
           jnp.sum(one_hot, axis=1))
+
+
+def masked_logsumexp(x, mask):
+  """``(log sum_{mask} exp(x), any(mask))`` along the last axis; ``0`` (finite) where empty.
+
+  Masked-out entries are replaced by the row maximum *before* ``exp`` so that a huge masked
+  entry cannot overflow into an ``inf * 0 = NaN`` gradient.
+  """
+  has_any = jnp.any(mask, axis=-1)
+  row_max = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1, keepdims=True)
+  row_max = jax.lax.stop_gradient(jnp.where(has_any[..., None], row_max, 0.0))
+  shifted = jnp.where(mask, x, row_max) - row_max
+  total = jnp.sum(jnp.where(mask, jnp.exp(shifted), 0.0), axis=-1)
+  lse = jnp.log(jnp.where(has_any, total, 1.0)) + row_max[..., 0]
+  return jnp.where(has_any, lse, 0.0), has_any
+
+
+def cross_entropy(logits, target, allowed=True):
+  """``-log softmax(logits)[target]`` per row over the ``allowed`` entries (one-hot ``target``).
+
+  ``logits [..., C]``, ``target`` and ``allowed`` boolean masks broadcasting against them
+  (``allowed=True``: every entry); returns ``[...]``.
+
+  Written as ``softplus(log sum_{k != target} exp(l_k - l_target))`` so that a confident row
+  keeps its relative precision (``lse - l_target`` would round ``log(1 + 1e-7)`` to 0 in
+  float32); a row with no other allowed entry costs exactly 0.
+  """
+  target_logit = jnp.sum(jnp.where(target, logits, 0.0), axis=-1, keepdims=True)
+  others_lse, has_other = masked_logsumexp(logits - target_logit, allowed & ~target)
+  return jnp.where(has_other, jax.nn.softplus(others_lse), 0.0)

@@ -36,33 +36,6 @@ from embedlab.geometry.base import Manifold
 from embedlab.losses import _batch
 
 
-def _masked_logsumexp(x, mask):
-  """``(log sum_{mask} exp(x), any(mask))`` along the last axis; ``0`` (finite) where empty.
-
-  Masked-out entries are replaced by the row maximum *before* ``exp`` so that a huge masked
-  entry cannot overflow into an ``inf * 0 = NaN`` gradient.
-  """
-  has_any = jnp.any(mask, axis=-1)
-  row_max = jnp.max(jnp.where(mask, x, -jnp.inf), axis=-1, keepdims=True)
-  row_max = jax.lax.stop_gradient(jnp.where(has_any[..., None], row_max, 0.0))
-  shifted = jnp.where(mask, x, row_max) - row_max
-  total = jnp.sum(jnp.where(mask, jnp.exp(shifted), 0.0), axis=-1)
-  lse = jnp.log(jnp.where(has_any, total, 1.0)) + row_max[..., 0]
-  return jnp.where(has_any, lse, 0.0), has_any
-
-
-def _cross_entropy(logits, target, allowed):
-  """``-log softmax(logits)[target]`` per row over the ``allowed`` entries (one-hot ``target``).
-
-  Written as ``softplus(log sum_{k != target} exp(l_k - l_target))`` so that a confident row
-  keeps its relative precision (``lse - l_target`` would round ``log(1 + 1e-7)`` to 0 in
-  float32); a row with no other allowed entry costs exactly 0.
-  """
-  target_logit = jnp.sum(jnp.where(target, logits, 0.0), axis=-1, keepdims=True)
-  others_lse, has_other = _masked_logsumexp(logits - target_logit, allowed & ~target)
-  return jnp.where(has_other, jax.nn.softplus(others_lse), 0.0)
-
-
 def _check_temperature(temperature):
   if isinstance(temperature, (int, float)) and temperature <= 0:
     raise ValueError(f"temperature must be positive; got {temperature}")
@@ -128,7 +101,7 @@ def ntxent_loss(embeddings, labels, *, manifold: Manifold = sphere.MANIFOLD, c=1
   """
   logits, finite = _labelled_logits(embeddings, labels, manifold, c, temperature, reduction)
   positive, negative = _batch.pair_masks(labels)
-  negatives_lse, has_negative = _masked_logsumexp(logits, negative)
+  negatives_lse, has_negative = _batch.masked_logsumexp(logits, negative)
   # -log(e^l / (e^l + e^N)) = softplus(N - l); without negatives the loss is exactly 0.
   per_pair = jax.nn.softplus(negatives_lse[:, None] - logits)
   per_pair = jnp.where(positive & has_negative[:, None], per_pair, 0.0)
@@ -170,7 +143,7 @@ def supcon_loss(embeddings, labels, *, manifold: Manifold = sphere.MANIFOLD, c=1
   logits, finite = _labelled_logits(embeddings, labels, manifold, c, temperature, reduction)
   positive, _ = _batch.pair_masks(labels)
   others = ~jnp.eye(labels.shape[0], dtype=bool)
-  lse, _ = _masked_logsumexp(logits, others)
+  lse, _ = _batch.masked_logsumexp(logits, others)
   num_positives = jnp.sum(positive, axis=1)
   log_prob_sum = jnp.sum(jnp.where(positive, logits - lse[:, None], 0.0), axis=1)
   valid = num_positives > 0
@@ -211,9 +184,9 @@ def infonce_loss(queries, keys, *, manifold: Manifold = sphere.MANIFOLD, c=1.0, 
   queries, keys, finite = _sanitize_pair(queries, keys, manifold, c)
   logits = _batch.pairwise_similarity(queries, keys, manifold=manifold, c=c) / temperature
   eye = jnp.eye(logits.shape[0], dtype=bool)
-  per_row = _cross_entropy(logits, eye, True)
+  per_row = _batch.cross_entropy(logits, eye, True)
   if symmetric:
-    per_row = 0.5 * (per_row + _cross_entropy(logits.T, eye, True))
+    per_row = 0.5 * (per_row + _batch.cross_entropy(logits.T, eye, True))
   loss = _batch.masked_reduce(per_row, queries.shape[0], reduction)
   return _batch.nan_if(finite, loss)
 
@@ -272,7 +245,7 @@ def npair_loss(anchors, positives, *, manifold: Manifold = euclidean.MANIFOLD, c
     logits = anchors @ positives.T
   else:
     logits = _batch.pairwise_similarity(anchors, positives, manifold=manifold, c=c)
-  per_row = _cross_entropy(logits, jnp.eye(logits.shape[0], dtype=bool), True)
+  per_row = _batch.cross_entropy(logits, jnp.eye(logits.shape[0], dtype=bool), True)
   if manifold.name == "euclidean":
     squared_norms = jnp.sum(anchors * anchors, axis=1) + jnp.sum(positives * positives, axis=1)
     per_row = per_row + 0.25 * l2_weight * squared_norms
@@ -336,6 +309,6 @@ def prototypical_loss(support, support_labels, queries, query_labels, *, num_cla
   present = jnp.broadcast_to(counts > 0, logits.shape)
   one_hot = query_labels[:, None] == jnp.arange(num_classes)[None, :]
   scorable = jnp.any(one_hot & present, axis=1)
-  per_query = jnp.where(scorable, _cross_entropy(logits, one_hot, present), 0.0)
+  per_query = jnp.where(scorable, _batch.cross_entropy(logits, one_hot, present), 0.0)
   loss = _batch.masked_reduce(per_query, jnp.sum(scorable), reduction)
   return _batch.nan_if(support_finite & query_finite, loss)

@@ -341,7 +341,7 @@ def ebv_loss(embeddings, labels, basis, *, manifold: Manifold = sphere.MANIFOLD,
     embeddings = manifold.proj(embeddings, c=c)
   points = _basis_points(basis, manifold, c, radius)
   logits = _batch.pairwise_similarity(embeddings, points, manifold=manifold, c=c) / temperature
-  per_sample = jax.nn.logsumexp(logits, axis=-1) - jnp.sum(one_hot * logits, axis=-1)
+  per_sample = _batch.cross_entropy(logits, one_hot.astype(bool))
   loss = _batch.masked_reduce(per_sample, labels.shape[0], reduction)
   return _batch.nan_if(ok, loss)
 

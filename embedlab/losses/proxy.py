@@ -68,12 +68,6 @@ def _similarity(embeddings, vectors, manifold: Manifold, c):
   return _batch.pairwise_similarity(embeddings, vectors, manifold=manifold, c=c)
 
 
-def _cross_entropy(logits, one_hot):
-  """``[B]``: ``-log softmax(logits)[b, y_b]``."""
-  log_p = jax.nn.log_softmax(logits, axis=-1)
-  return -jnp.sum(jnp.where(one_hot, log_p, 0.0), axis=-1)
-
-
 def proxy_nca_loss(embeddings, labels, proxies, *, manifold: Manifold = sphere.MANIFOLD, c=1.0,
                    softmax_scale=1.0, reduction: str = "mean"):
   """ProxyNCA: softmax over negative squared distances to one proxy per class.
@@ -113,7 +107,7 @@ def proxy_nca_loss(embeddings, labels, proxies, *, manifold: Manifold = sphere.M
     squared = 2.0 * (1.0 - _similarity(embeddings, proxies, manifold, c))
   else:
     squared = jnp.square(_batch.pairwise_distance(embeddings, proxies, manifold=manifold, c=c))
-  per_example = _cross_entropy(-softmax_scale * squared, one_hot)
+  per_example = _batch.cross_entropy(-softmax_scale * squared, one_hot)
   loss = _batch.masked_reduce(per_example, labels.shape[0], reduction)
   return _batch.nan_if(finite & in_range, loss)
 
@@ -215,7 +209,7 @@ def _margin_softmax(embeddings, labels, weights, manifold, c, scale, reduction, 
       embeddings, labels, weights, manifold, c)
   s = _similarity(embeddings, weights, manifold, c)
   logits = scale * jnp.where(one_hot, target_logit(s), s)
-  per_example = _cross_entropy(logits, one_hot)
+  per_example = _batch.cross_entropy(logits, one_hot)
   loss = _batch.masked_reduce(per_example, labels.shape[0], reduction)
   return _batch.nan_if(finite & in_range, loss)
 
