@@ -212,23 +212,20 @@ def retrieval_metrics(reference, reference_labels, *, queries=None, query_labels
   ref_ids_device = jnp.asarray(ref_ids)
   totals = np.zeros(3 + len(ks), np.float64)  # P@1, R-precision, AP@R, Recall@ks
 
-  # jax.enable_x64 is a thread-local context: carry the caller's setting into the workers.
   x64 = bool(jax.config.jax_enable_x64)
 
   def chunk(start):
+    # jax.enable_x64 is a thread-local context: carry the caller's setting into the workers.
     with jax.enable_x64(x64):
-      return _chunk_numpy(start)
-
-  def _chunk_numpy(start):
-    rows = scored[start:start + batch]
-    padded = np.zeros(batch, np.int32)
-    padded[:rows.size] = rows
-    row_valid = np.arange(batch) < rows.size
-    result = _chunk_stats(
-        manifold, ref, ref_ids_device, c, qry[padded], qry_ids[padded], padded,
-        num_relevant[padded].astype(np.int32), row_valid, k=k, ks=ks,
-        exclude_self=bool(query_is_reference))
-    return tuple(np.asarray(r, np.float64) for r in result)
+      rows = scored[start:start + batch]
+      padded = np.zeros(batch, np.int32)
+      padded[:rows.size] = rows
+      row_valid = np.arange(batch) < rows.size
+      result = _chunk_stats(
+          manifold, ref, ref_ids_device, c, qry[padded], qry_ids[padded], padded,
+          num_relevant[padded].astype(np.int32), row_valid, k=k, ks=ks,
+          exclude_self=bool(query_is_reference))
+      return tuple(np.asarray(r, np.float64) for r in result)
 
   # XLA:CPU runs top_k single-threaded; chunks dispatched from several threads execute
   # concurrently (1.5x on 2 cores, benchmarks/README.md). map() keeps the order, so the sums
