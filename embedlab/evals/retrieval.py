@@ -228,8 +228,9 @@ def retrieval_metrics(reference, reference_labels, *, queries=None, query_labels
       return tuple(np.asarray(r, np.float64) for r in result)
 
   # XLA:CPU runs top_k single-threaded; chunks dispatched from several threads execute
-  # concurrently (1.5x on 2 cores, benchmarks/README.md). map() keeps the order, so the sums
-  # are the same as a sequential loop; at most `workers` [B, N] blocks are live at once.
+  # concurrently (benchmarks/pml_retrieval.py: 3.37 s -> 2.44 s on 2 cores). map() keeps the
+  # order, so the sums are the same as a sequential loop; at most `workers` [B, N] blocks are
+  # live at once.
   with concurrent.futures.ThreadPoolExecutor(max_workers=_chunk_workers()) as pool:
     for p1, recall, rprec, ap in pool.map(chunk, range(0, scored.size, batch)):
       totals[:3] += p1.sum(), rprec.sum(), ap.sum()
