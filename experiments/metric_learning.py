@@ -22,6 +22,9 @@ Launch (from the repository root):
   # A loss hyperparameter from the command line:
   python -m embedlab.main --config experiments/metric_learning.py:digits,geometry=sphere \
       --config.losses.triplet.margin=0.1 --workdir runs/ml_digits_sphere
+  # Tuple fields take x-separated items (the comma separates overrides):
+  python -m embedlab.main --config experiments/metric_learning.py:digits,eval.recall_ks=1x5x10 \
+      --workdir runs/ml_digits_recall
   # WordNet noun glosses (MiniLM features) labelled by their depth-7 hypernym, 335 classes, half
   # unseen (needs EMBEDLAB_DATA_DIR or --config.data_dir pointing at shared/data):
   python -m embedlab.main --config experiments/metric_learning.py:wordnet_gloss \

@@ -3,7 +3,9 @@
 Every experiment file's ``get_config(arg)`` uses :func:`build_config`: the first bare word picks
 a preset, ``key=value`` items override fields (dotted keys reach nested fields; short aliases
 such as ``lr`` are declared per experiment). Values are coerced to the type of the field they
-replace, so a typo in a value fails loudly here instead of deep inside the run.
+replace, so a typo in a value fails loudly here instead of deep inside the run. Tuple fields
+take ``x``-separated items (``eval.recall_ks=1x5x10``; the comma already separates overrides),
+each coerced to the type of the field's current items; an empty value gives an empty tuple.
 """
 
 from __future__ import annotations
@@ -29,10 +31,25 @@ def _coerce(text: str, current, key: str):
       except ValueError:
         pass
     return text
+  if isinstance(current, (tuple, list)):
+    return _coerce_sequence(text, current, key)
   try:
     return type(current)(text)
   except ValueError:
     raise ValueError(f"{key}={text!r}: expected a {type(current).__name__}") from None
+
+
+def _coerce_sequence(text: str, current, key: str):
+  # tuple("1x2") would silently give ('1', 'x', '2'): parse the items instead.
+  items = [item.strip() for item in text.split("x")] if text.strip() else []
+  kinds = {type(item) for item in current}
+  kind = kinds.pop() if len(kinds) == 1 else str
+  try:
+    values = [kind(item) for item in items]
+  except ValueError:
+    raise ValueError(f"{key}={text!r}: expected {kind.__name__} items separated by 'x', "
+                     f"e.g. {'x'.join(str(item) for item in current) or '1x2'}") from None
+  return type(current)(values)
 
 
 def build_config(arg: str | None, *, base: ml_collections.ConfigDict,
