@@ -8,9 +8,12 @@ are *seen*, i.e. trained on):
   1,797 images, no download), pixels scaled from ``0..16`` to ``[0, 1]``; seen classes 0-4,
   unseen 5-9.
 * ``wordnet_gloss``: the 384-d all-MiniLM-L6-v2 embeddings of WordNet noun glosses
-  (``<data_dir>/wordnet/noun_gloss_minilm.npz``, data README section 9), labelled by the noun
-  hierarchy (``<data_dir>/wordnet/noun_closure.tsv.gz``, section 2) with the rule below; half
-  of the classes (a seeded permutation) are seen.
+  (``<data_dir>/wordnet/noun_gloss_minilm.npz``, data README section 9), read through the
+  ``wordnet_noun_gloss`` tensorflow-datasets builder (:mod:`embedlab.data.builders`: written
+  once as array_record under ``$EMBEDLAB_TFDS_DIR`` or ``~/.cache/embedlab/tfds``, then read
+  with ``as_data_source``), labelled by the noun hierarchy
+  (``<data_dir>/wordnet/noun_closure.tsv.gz``, section 2) with the rule below; half of the
+  classes (a seeded permutation) are seen.
 
 Class rule of ``wordnet_gloss`` (:func:`depth_classes`), on the transitive closure alone:
 
@@ -29,8 +32,8 @@ Class rule of ``wordnet_gloss`` (:func:`depth_classes`), on the transitive closu
    (so a few huge classes do not dominate the retrieval metrics).
 
 With ``depth=7, min_items=20`` this gives 335 classes; ``max_items=100`` keeps 18,471 items
-(the selection takes well under a second in NumPy; loading the two files ~5 s). Nothing is
-cached: the data folder is read-only.
+(the selection takes well under a second in NumPy). The data folder is only read: the one
+thing written is the prepared tfds dataset, in the tfds folder.
 """
 
 from __future__ import annotations
@@ -42,8 +45,6 @@ from typing import Callable
 import numpy as np
 
 from embedlab.data import closure as closure_lib
-
-GLOSS_FEATURES_PATH = "wordnet/noun_gloss_minilm.npz"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -212,31 +213,40 @@ def depth_classes(closure: closure_lib.Closure, *, depth: int, min_items: int,
   return classes, items, labels.astype(np.int32)
 
 
-def load_gloss_features(data_dir: str | os.PathLike | None = None):
-  """``(synset names [N], float32 features [N, 384])`` of ``wordnet/noun_gloss_minilm.npz``."""
-  path = closure_lib.resolve_data_dir(data_dir) / GLOSS_FEATURES_PATH
-  if not path.is_file():
-    raise FileNotFoundError(
-        f"WordNet gloss features not found: '{path}'. Set {closure_lib.DATA_DIR_ENV} or "
-        "--config.data_dir to the folder that holds wordnet/noun_gloss_minilm.npz.")
-  with np.load(path) as stored:
-    return stored["synsets"], stored["features"].astype(np.float32)
+def load_gloss_features(data_dir: str | os.PathLike | None = None, *,
+                        tfds_dir: str | os.PathLike | None = None):
+  """``(synset names [N], float32 features [N, 384])`` of ``wordnet/noun_gloss_minilm.npz``.
+
+  Read through the ``wordnet_noun_gloss`` builder, which is prepared from the npz on first use
+  into ``tfds_dir`` (``None``: ``$EMBEDLAB_TFDS_DIR``, else ``~/.cache/embedlab/tfds``).
+
+  Raises:
+    FileNotFoundError: the npz is missing (the message names the path and
+      ``EMBEDLAB_DATA_DIR``).
+    ValueError: no data folder; the npz is malformed (the message names the file and the
+      expected arrays); the prepared dataset came from another npz.
+  """
+  # Imported here: tensorflow-datasets takes ~0.5 s to import and only this dataset needs it.
+  from embedlab.data.builders import wordnet_noun_gloss
+  names, embeddings = wordnet_noun_gloss.load(data_dir, tfds_dir=tfds_dir)
+  return names, embeddings.astype(np.float32)
 
 
 def wordnet_gloss(data_dir: str | os.PathLike | None = None, *, depth: int = 7,
-                  min_items: int = 20, max_items: int | None = 100,
-                  seed: int = 0) -> LabelledFeatures:
+                  min_items: int = 20, max_items: int | None = 100, seed: int = 0,
+                  tfds_dir: str | os.PathLike | None = None) -> LabelledFeatures:
   """Gloss features of WordNet nouns labelled by their class at ``depth`` (module docstring).
 
   ``seed`` picks both the item subsets of large classes and the seen half of the classes
-  (``C // 2`` of them, a permutation of the class ids).
+  (``C // 2`` of them, a permutation of the class ids). ``tfds_dir``: where the features'
+  tfds dataset is prepared (:func:`load_gloss_features`).
 
   Raises:
     ValueError / FileNotFoundError: no data folder, or a file missing from it (the message
       names the path and ``EMBEDLAB_DATA_DIR``); fewer than 2 classes.
   """
   closure = closure_lib.noun_closure(data_dir)
-  names, features = load_gloss_features(data_dir)
+  names, features = load_gloss_features(data_dir, tfds_dir=tfds_dir)
   if tuple(names) != closure.names:
     raise ValueError("the gloss features and the noun closure name different synsets; "
                      "expected the same sorted synset names in both files.")
