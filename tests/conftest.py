@@ -14,6 +14,23 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tfds_dir_in_pytest_tmp(tmp_path_factory):
+  """Datasets that tests prepare go to pytest's temp folder, not the user's cache.
+
+  Unless the caller set ``EMBEDLAB_TFDS_DIR``. Under pytest-xdist the folder is shared by the
+  workers of one run (their basetemps are siblings); the builders lock while preparing.
+  """
+  if os.environ.get("EMBEDLAB_TFDS_DIR"):
+    yield
+    return
+  base = tmp_path_factory.getbasetemp()
+  shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  os.environ["EMBEDLAB_TFDS_DIR"] = str(shared / "embedlab_tfds")
+  yield
+  os.environ.pop("EMBEDLAB_TFDS_DIR", None)
+
+
 def load_experiment(name: str):
   """Imports ``experiments/<name>.py`` as a module (experiments are files, not a package)."""
   path = ROOT / "experiments" / f"{name}.py"
