@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from embedlab.geometry.base import Manifold
 
 _REDUCTIONS = ("mean", "sum", "none")
+_REDRAWS = ("pooled", "full")
 
 
 def _reduce(values, reduction: str):
@@ -157,7 +158,8 @@ def adjacency_contains(adjacency: dict, sources, queries, *, max_degree: int):
 
 
 def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjacency: dict,
-                     max_degree: int, resample_rounds: int = 2, cumulative_weights=None):
+                     max_degree: int, resample_rounds: int = 2, cumulative_weights=None,
+                     redraw: str = "pooled"):
   """Draws negatives ``v'`` for each anchor ``u`` with ``v' != u`` and ``(u, v')`` not an edge.
 
   Candidates are drawn uniformly from ``[0, num_nodes)`` (or from ``cumulative_weights``, e.g.
@@ -175,26 +177,65 @@ def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjace
     max_degree: static bound on a row's length.
     resample_rounds: redraw rounds for invalid candidates.
     cumulative_weights: optional ``[num_nodes]`` nondecreasing CDF (last entry 1).
+    redraw: ``"pooled"`` (default) redraws only the invalid candidates, from a small pool of
+      fresh draws per round (full-size rounds when the pool would overflow); ``"full"`` draws
+      and tests a whole ``[B, K]`` array per round. Same distribution, different draws;
+      ``"full"`` is the slower reference.
 
   Returns:
     ``(negatives [B, K] int32, mask [B, K] bool)``.
   """
+  if redraw not in _REDRAWS:
+    raise ValueError(f"unknown redraw {redraw!r}; expected one of {_REDRAWS}")
   shape = anchors.shape + (num_negatives,)
-  sources = jnp.broadcast_to(anchors[..., None], shape)
 
-  def draw(k):
+  def draw(k, draw_shape):
     if cumulative_weights is None:
-      return jax.random.randint(k, shape, 0, num_nodes, dtype=jnp.int32)
-    uniform = jax.random.uniform(k, shape, dtype=cumulative_weights.dtype)
+      return jax.random.randint(k, draw_shape, 0, num_nodes, dtype=jnp.int32)
+    uniform = jax.random.uniform(k, draw_shape, dtype=cumulative_weights.dtype)
     ids = jnp.searchsorted(cumulative_weights, uniform, side="right")
     return jnp.minimum(ids, num_nodes - 1).astype(jnp.int32)
 
-  def invalid(candidates):
+  def invalid(sources, candidates):
     return (candidates == sources) | adjacency_contains(
         adjacency, sources, candidates, max_degree=max_degree)
 
   keys = jax.random.split(key, resample_rounds + 1)
-  candidates = draw(keys[0])
-  for k in keys[1:]:
-    candidates = jnp.where(invalid(candidates), draw(k), candidates)
-  return candidates, ~invalid(candidates)
+  candidates = draw(keys[0], shape)
+  sources = jnp.broadcast_to(anchors[..., None], shape)
+  bad = invalid(sources, candidates)
+  if resample_rounds == 0:
+    return candidates, ~bad
+  # Redraws are rare (a node's excluded set is tiny next to N), so each round redraws only a
+  # pool of the first `pool` invalid slots instead of the whole [B, K] array: one full-size
+  # draw and membership test instead of resample_rounds + 1 of each. Every redraw is still an
+  # independent draw, so the distribution is that of full-size rounds; when more slots than
+  # the pool are invalid, the full-size rounds run instead (lax.cond), so it stays exact.
+  size = math.prod(shape)
+  expected = size * (max_degree + 1) / max(num_nodes, 1)
+  pool = min(size, 64 + 4 * math.ceil(expected))
+  flat_bad = bad.reshape(-1)
+
+  def pooled(_):
+    (slots,) = jnp.nonzero(flat_bad, size=pool, fill_value=size)
+    in_use = slots < size
+    slot_sources = sources.reshape(-1)[jnp.minimum(slots, size - 1)]
+    redrawn = jnp.zeros((pool,), jnp.int32)
+    still_bad = in_use
+    for k in keys[1:]:
+      redrawn = jnp.where(still_bad, draw(k, (pool,)), redrawn)
+      still_bad = in_use & invalid(slot_sources, redrawn)
+    flat = candidates.reshape(-1).at[slots].set(redrawn, mode="drop")
+    flat_valid = (~flat_bad).at[slots].set(~still_bad, mode="drop")
+    return flat.reshape(shape), flat_valid.reshape(shape)
+
+  def full_rounds(_):
+    current, current_bad = candidates, bad
+    for k in keys[1:]:
+      current = jnp.where(current_bad, draw(k, shape), current)
+      current_bad = invalid(sources, current)
+    return current, ~current_bad
+
+  if pool == size or redraw == "full":
+    return full_rounds(None)
+  return jax.lax.cond(jnp.sum(flat_bad) > pool, full_rounds, pooled, None)
