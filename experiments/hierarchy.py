@@ -42,7 +42,8 @@ PRESETS = {
               "checkpoint_every_epochs": 50, "epochs_per_call": 10},
     # WordNet nouns, dim 10: 50 uniform negatives per pair, batch 64 at lr 8 (0.125 per pair,
     # the loss being a batch mean), a 1-epoch burn-in at lr/10, then linear decay to 0 over
-    # 100 epochs; ~35 s per epoch on one CPU core. Evaluations during training rank 2,000
+    # 100 epochs; ~7 s of training per epoch on one CPU core (benchmarks/hierarchy_step.py).
+    # Evaluations during training rank 2,000
     # sampled query nodes; the final one ranks all 82,114 (several minutes).
     "nouns": {"dataset": "nouns", "dim": 10, "epochs": 100, "batch_size": 64,
               "optim.learning_rate": 8.0, "burn_in_epochs": 1, "burn_in_multiplier": 0.1,

@@ -140,6 +140,54 @@ def test_query_is_reference_with_explicit_queries():
   assert without["precision_at_1"] == 1.0 and implicit["precision_at_1"] < 1.0
 
 
+# seed, separate queries, chunk_size, duplicated (every point twice) or on a small grid.
+_TIE_CASES = [
+    (0, False, None, "grid"),
+    (1, False, 5, "grid"),
+    (2, True, 7, "grid"),
+    (3, False, 4, "duplicated"),
+    (4, True, None, "duplicated"),
+]
+
+
+@pytest.mark.parametrize("seed, separate_queries, chunk_size, kind", _TIE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exact_ties_go_to_the_lower_reference_row(seed, separate_queries, chunk_size, kind,
+                                                  dtype):
+  # Integer points: many exactly equal distances, exact in either dtype. The references are
+  # scanned in label order internally, so this checks that every row whose result depended on
+  # the order of equal distances was redone with the documented order.
+  rng = np.random.default_rng(seed)
+  if kind == "grid":
+    x = rng.integers(0, 3, size=(40, 2)).astype(dtype)
+  else:
+    x = np.repeat(rng.integers(0, 50, size=(20, 2)), 2, axis=0).astype(dtype)
+  labels = rng.integers(0, 4, size=x.shape[0])
+  with jax.enable_x64(dtype == np.float64):
+    if separate_queries:
+      q = rng.integers(0, 3, size=(13, 2)).astype(dtype)
+      q_labels = rng.integers(0, 4, size=13)
+      got = retrieval_metrics(x, labels, queries=q, query_labels=q_labels, recall_ks=_KS,
+                              chunk_size=chunk_size)
+      want = _reference(_euclidean_dist(q.astype(np.float64), x.astype(np.float64), 1.0),
+                        q_labels, labels, _KS, False)
+    else:
+      got = retrieval_metrics(x, labels, recall_ks=_KS, chunk_size=chunk_size)
+      want = _reference(_euclidean_dist(x.astype(np.float64), x.astype(np.float64), 1.0),
+                        labels, labels, _KS, True)
+  _check(got, want)
+
+
+def test_a_collapsed_embedding_scores_like_its_tie_order_not_perfectly():
+  # Every point equal: all distances tie, so the lower reference row always comes first. A
+  # scan that met the query's own label first would score it perfectly.
+  labels = np.repeat(np.arange(4), 5)
+  got = retrieval_metrics(np.zeros((20, 3), np.float32), labels[::-1].copy(), recall_ks=(1,))
+  want = _reference(np.zeros((20, 20)), labels[::-1], labels[::-1], (1,), True)
+  _check(got, want)
+  assert got["map_at_r"] < 0.5
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float32_matches_float64_on_separated_points(dtype):
   rng = np.random.default_rng(3)
