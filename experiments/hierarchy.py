@@ -100,6 +100,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.learning_rate = 0.3
   config.optim.decay = "none"         # after burn-in: "none", "linear" or "cosine"
   config.optim.final_multiplier = 0.0  # decay ends at learning_rate * final_multiplier
+  # Epoch where the decay starts (None: right after the burn-in); it ends at `epochs`.
+  config.optim.decay_begin_epoch = ml_collections.FieldReference(None, field_type=int)
   config.optim.update_rule = "retr"   # "retr" (N&K) or "expmap"
   config.row_updates = "auto"        # "auto", "dense" or "sparse" (see embedlab/train/hierarchy.py)
   config.seed = 0

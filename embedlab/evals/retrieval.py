@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from embedlab.geometry import euclidean, sphere
+from embedlab.geometry import euclidean, row_dots, sphere
 from embedlab.geometry.base import Manifold
 
 # Elements of one [B, N] distance block: 4M (16 MiB in float32) keeps the blocks in flight
@@ -76,12 +76,12 @@ def _as_labels(name, labels, n, points_name):
 
 def _euclidean_key(queries, reference):
   """``|x|^2 - 2 q.x``: the squared distance minus the row's constant ``|q|^2``."""
-  return jnp.sum(reference * reference, axis=-1)[None, :] - 2.0 * queries @ reference.T
+  return jnp.sum(reference * reference, axis=-1)[None, :] - 2.0 * row_dots(queries, reference)
 
 
 def _sphere_key(queries, reference):
   """``-q.x``: the distance ``arccos(c q.x) / sqrt(c)`` decreases in ``q.x``."""
-  return -(queries @ reference.T)
+  return -row_dots(queries, reference)
 
 
 # Geometries whose distance is an increasing function of a cheaper per-row key: ranking by

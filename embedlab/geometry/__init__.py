@@ -6,6 +6,7 @@
 """
 
 from embedlab.geometry import euclidean, lorentz, poincare, sphere
+from embedlab.geometry._numerics import row_dots
 from embedlab.geometry.base import Manifold, check_on_manifold, checkify_on_manifold
 
 GEOMETRIES: dict[str, Manifold] = {
@@ -25,5 +26,5 @@ def get(name: str) -> Manifold:
         f"unknown geometry {name!r}; expected one of {sorted(GEOMETRIES)}") from None
 
 
-__all__ = ["GEOMETRIES", "Manifold", "check_on_manifold", "checkify_on_manifold", "get",
+__all__ = ["GEOMETRIES", "Manifold", "check_on_manifold", "checkify_on_manifold", "get", "row_dots",
            "euclidean", "lorentz", "poincare", "sphere"]

@@ -22,7 +22,7 @@ def dist(x, y, *, c=0.0):
 
 def pairwise_sq_dist(x, y):
   """``[..., n, d] x [..., m, d] -> [..., n, m]`` squared L2 distances via one matmul."""
-  xy = jnp.einsum("...nd,...md->...nm", x, y)
+  xy = nm.row_dots(x, y)
   sq = nm.sq_norm(x)[..., :, None] + nm.sq_norm(y)[..., None, :] - 2.0 * xy
   return jnp.maximum(sq, 0.0)
 

@@ -58,7 +58,7 @@ def pairwise_dist(x, y, *, c=1.0):
   """All distances ``[..., n, d+1] x [..., m, d+1] -> [..., n, m]`` with one matmul."""
   c = nm.as_curvature(c, x.dtype)
   flip = jnp.concatenate([-x[..., :1], x[..., 1:]], axis=-1)
-  dots = jnp.einsum("...nd,...md->...nm", flip, y)
+  dots = nm.row_dots(flip, y)
   return nm.arcosh1p(-c * dots - 1.0) / jnp.sqrt(c)
 
 

@@ -39,7 +39,7 @@ def dist(x, y, *, c=1.0):
 def pairwise_dist(x, y, *, c=1.0):
   """``arccos(c x y^T) / sqrt(c)``, ``[..., n, d] x [..., m, d] -> [..., n, m]``."""
   c = nm.as_curvature(c, x.dtype)
-  cos = c * jnp.einsum("...nd,...md->...nm", x, y)
+  cos = c * nm.row_dots(x, y)
   return nm.safe_arccos(cos) / jnp.sqrt(c)
 
 

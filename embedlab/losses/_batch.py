@@ -16,6 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from embedlab.geometry import row_dots
 from embedlab.geometry.base import Manifold
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -102,7 +103,7 @@ def snr_distance(x, y):
   sq_y = jnp.sum(y * y, axis=-1)
   mean_x = jnp.mean(x, axis=-1)
   mean_y = jnp.mean(y, axis=-1)
-  noise = (sq_x[:, None] + sq_y[None, :] - 2.0 * x @ y.T) / dim
+  noise = (sq_x[:, None] + sq_y[None, :] - 2.0 * row_dots(x, y)) / dim
   noise = jnp.maximum(noise - jnp.square(mean_y[None, :] - mean_x[:, None]), 0.0)
   signal = jnp.var(x, axis=-1)
   return noise / signal[:, None]
@@ -127,7 +128,7 @@ def pairwise_distance(x, y, *, manifold: Manifold, c, distance: str = "geodesic"
 def pairwise_similarity(x, y, *, manifold: Manifold, c):
   """``[n, D] x [m, D] -> [n, m]``: cosine ``c <x, y>`` on the sphere, ``-d(x, y)`` elsewhere."""
   if manifold.name == "sphere":
-    return c * (x @ y.T)
+    return c * row_dots(x, y)
   return -manifold.pairwise_dist(x, y, c=c)
 
 

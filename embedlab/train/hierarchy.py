@@ -133,6 +133,11 @@ class HierarchyTask:
     # Dense updates win on small tables (a CPU step is dominated by per-op overhead there);
     # sparse ones when the table is much larger than the rows a step touches.
     self.batch_negatives = config.negatives_from == "batch"
+    # batch_negatives >= num_nodes: every node (once) is a negative of every pair, weighted
+    # K / N: the noise-free loss of negatives_from="all" without its dense [N, N] adjacency
+    # (a [B, N] distance matrix per step: an accelerator's job on large graphs).
+    self.every_node_negative = (self.batch_negatives
+                                and config.batch_negatives >= self.num_nodes)
     touched = config.batch_size * 2 + (config.batch_negatives if self.batch_negatives else
                                        config.batch_size * config.num_negatives)
     self.all_negatives = config.negatives_from == "all"
@@ -159,8 +164,17 @@ class HierarchyTask:
     # Benchmarks and tests switch this off to time and compare the full-size redraw rounds.
     self.fast_negatives = True
     burn_in_steps = config.burn_in_epochs * self.steps_per_epoch
+    # The decay starts after the burn-in, or later at optim.decay_begin_epoch: a long run at
+    # constant rate can then end annealed (the rate, not the epoch count, sets SGD's noise floor).
+    decay_begin = config.optim.get("decay_begin_epoch")
+    if decay_begin is None:
+      decay_begin = config.burn_in_epochs
+    elif not config.burn_in_epochs <= decay_begin < config.epochs:
+      raise ValueError(f"optim.decay_begin_epoch must be in [burn_in_epochs, epochs) = "
+                       f"[{config.burn_in_epochs}, {config.epochs}); got {decay_begin}")
     decayed = optim.decay_schedule(
-        config.optim.learning_rate, kind=config.optim.decay, begin_step=burn_in_steps,
+        config.optim.learning_rate, kind=config.optim.decay,
+        begin_step=decay_begin * self.steps_per_epoch,
         end_step=config.epochs * self.steps_per_epoch,
         final_multiplier=config.optim.final_multiplier)
     self._schedule = optim.burn_in_schedule(
@@ -319,8 +333,11 @@ class HierarchyTask:
       return self._dense_step(lambda p: self._all_negatives_loss(p, pairs, data),
                               params, opt_state)
     if self.batch_negatives:
-      shared = jnp.sort(jax.random.randint(key, (self.config.batch_negatives,), 0,
-                                           self.num_nodes, dtype=jnp.int32))
+      if self.every_node_negative:
+        shared = jnp.arange(self.num_nodes, dtype=jnp.int32)
+      else:
+        shared = jnp.sort(jax.random.randint(key, (self.config.batch_negatives,), 0,
+                                             self.num_nodes, dtype=jnp.int32))
       mask = self._batch_negatives_mask(pairs[:, 0], shared, data)
       if not self.sparse:
         return self._dense_step(

@@ -220,6 +220,44 @@ def test_batch_negatives_sparse_and_dense_agree(tmp_path):
   assert sparse.results["metrics"]["map"] > 0.0
 
 
+def test_batch_negatives_of_every_node_equal_the_all_negatives_loss():
+  """batch_negatives >= N: every node once, weighted K / N: the loss of negatives_from='all'."""
+  every = train.TASKS["hierarchy"](_config("mammals,negatives_from=batch,batch_negatives=5000"))
+  exact = train.TASKS["hierarchy"](_config("mammals,negatives_from=all"))
+  assert every.every_node_negative and not every.sparse
+  table = every.manifold.random_point(jax.random.PRNGKey(4), (every.table_rows, 5))
+  pairs = every.data["edges"][::97][:32]
+  shared = jax.numpy.arange(every.num_nodes, dtype=jax.numpy.int32)
+  mask = every._batch_negatives_mask(pairs[:, 0], shared, every.data)
+  got = float(every._batch_negatives_loss(table, pairs, shared, mask))
+  want = float(exact._all_negatives_loss({"embeddings": table}, pairs, exact.data))
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("decay_begin_epoch, at_epoch, expected", [
+    (None, 1, 1.0),       # burn-in ends at epoch 1; linear to 0 at epoch 11
+    (None, 6, 0.5),
+    (6, 4, 1.0),          # constant until epoch 6, then linear to 0 at epoch 11
+    (6, 6, 1.0),
+    (6, 8.5, 0.5),
+    (6, 11, 0.0),
+])
+def test_decay_begin_epoch_delays_the_decay(decay_begin_epoch, at_epoch, expected):
+  arg = "smoke,lr=1.0,burn_in=1,optim.decay=linear,epochs=11"
+  if decay_begin_epoch is not None:
+    arg += f",optim.decay_begin_epoch={decay_begin_epoch}"
+  task = train.TASKS["hierarchy"](_config(arg))
+  step = int(at_epoch * task.steps_per_epoch)
+  np.testing.assert_allclose(task.learning_rate(step), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("decay_begin_epoch", [0, 11, 30])
+def test_decay_begin_epoch_outside_the_run_is_refused(decay_begin_epoch):
+  arg = f"smoke,burn_in=1,optim.decay=linear,epochs=11,optim.decay_begin_epoch={decay_begin_epoch}"
+  with pytest.raises(ValueError, match="decay_begin_epoch must be in"):
+    train.TASKS["hierarchy"](_config(arg))
+
+
 def test_translational_baseline_trains(tmp_path):
   arg = "smoke,geometry=euclidean,model=translational,epochs=4"
   outcome = train.run(_config(arg), tmp_path)
