@@ -89,6 +89,12 @@ def base_config() -> ml_collections.ConfigDict:
   # weighted by num_negatives / batch_negatives (large graphs; see embedlab/train/hierarchy.py).
   config.negatives_from = "uniform"
   config.batch_negatives = 1024
+  # Hard negatives: hard_negatives more per pair, drawn from each node's hard_pool nearest
+  # non-ancestors, recomputed every hard_every_epochs from hard_from_epoch on (0 = off).
+  config.hard_negatives = 0
+  config.hard_pool = 32
+  config.hard_every_epochs = 10
+  config.hard_from_epoch = 0
   # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
   # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
   config.presample_negatives = "auto"

@@ -239,3 +239,40 @@ def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjace
   if pool == size or redraw == "full":
     return full_rounds(None)
   return jax.lax.cond(jnp.sum(flat_bad) > pool, full_rounds, pooled, None)
+
+
+def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nodes: int,
+                          pool_size: int, chunk_size: int = 512):
+  """For every node ``u``, the ``pool_size`` nodes nearest to it that are not ``u`` or its ancestors.
+
+  These are the negatives a ranking of ``u``'s ancestors gets wrong first (hard negatives):
+  uniform sampling meets a particular one about ``K / N`` times per occurrence of ``u``
+  (``50 / 82,115`` on WordNet nouns), so late in training the few that still outrank an
+  ancestor are seldom pushed away. Drawing some negatives from this pool targets them.
+
+  Args:
+    table: ``[R, D]`` points, ``R >= num_nodes`` (rows past ``num_nodes`` are ignored).
+    excluded: ``[num_nodes, W]`` int ids per node: itself and its ancestors, padded with
+      repeats (see ``HierarchyTask``).
+    manifold: the geometry; ``c`` its curvature magnitude.
+    num_nodes: ``N``.
+    pool_size: ``P < N``, neighbours kept per node.
+    chunk_size: query nodes per ``[chunk_size, N]`` distance block (memory).
+
+  Returns:
+    ``[N, P]`` int32 ids, nearest first.
+  """
+  if not 0 < pool_size < num_nodes:
+    raise ValueError(f"pool_size must be in (0, num_nodes = {num_nodes}); got {pool_size}")
+  nodes = table[:num_nodes]
+  chunks = -(-num_nodes // chunk_size)
+  queries = jnp.minimum(jnp.arange(chunks * chunk_size, dtype=jnp.int32), num_nodes - 1)
+
+  def one_chunk(ids):
+    dist = manifold.pairwise_dist(nodes[ids], nodes, c=c)
+    rows = jnp.arange(ids.shape[0])[:, None]
+    dist = dist.at[rows, excluded[ids]].set(jnp.inf)
+    return jax.lax.top_k(-dist, pool_size)[1].astype(jnp.int32)
+
+  pools = jax.lax.map(one_chunk, queries.reshape(chunks, chunk_size))
+  return pools.reshape(-1, pool_size)[:num_nodes]

@@ -33,6 +33,7 @@ step, and ~3.3x together with the pooled redraws of ``sample_negatives``
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 
@@ -110,8 +111,11 @@ class HierarchyTask:
     self.data = {"edges": jnp.asarray(edges),
                  "adjacency": hierarchy_loss.build_adjacency(offsets, targets,
                                                              num_nodes=self.num_nodes)}
-    if config.negatives_from == "batch":
-      if config.batch_negatives < 1:
+    self.hard_negatives = int(config.get("hard_negatives", 0))
+    if self.hard_negatives:
+      _check_hard_negatives(config, self.num_nodes)
+    if config.negatives_from == "batch" or self.hard_negatives:
+      if config.negatives_from == "batch" and config.batch_negatives < 1:
         raise ValueError(f"batch_negatives must be positive, got {config.batch_negatives}")
       # Row u: u itself, then its ancestors, padded with u (so padding excludes nothing new).
       own = np.arange(self.num_nodes, dtype=np.int32)
@@ -122,6 +126,11 @@ class HierarchyTask:
       within = np.arange(targets.size) - np.repeat(offsets[:-1], counts)
       excluded[rows, 1 + within] = targets
       self.data["excluded"] = jnp.asarray(excluded)
+    if self.hard_negatives:
+      # Filled by refresh_data from the current table; off (masked) until its first refresh.
+      self.data["hard_pool"] = jnp.zeros((self.num_nodes, config.hard_pool), jnp.int32)
+      self.data["hard_on"] = jnp.zeros((), bool)
+      self._pool_epoch = None
     if config.negatives_from == "unigram":
       # Node frequency in the closure, damped by ^0.75 (word2vec, N&K reference code;
       # gensim's PoincareModel uses raw counts).
@@ -133,13 +142,14 @@ class HierarchyTask:
     # Dense updates win on small tables (a CPU step is dominated by per-op overhead there);
     # sparse ones when the table is much larger than the rows a step touches.
     self.batch_negatives = config.negatives_from == "batch"
+    self.negatives_per_pair = config.num_negatives + self.hard_negatives
     # batch_negatives >= num_nodes: every node (once) is a negative of every pair, weighted
     # K / N: the noise-free loss of negatives_from="all" without its dense [N, N] adjacency
     # (a [B, N] distance matrix per step: an accelerator's job on large graphs).
     self.every_node_negative = (self.batch_negatives
                                 and config.batch_negatives >= self.num_nodes)
     touched = config.batch_size * 2 + (config.batch_negatives if self.batch_negatives else
-                                       config.batch_size * config.num_negatives)
+                                       config.batch_size * self.negatives_per_pair)
     self.all_negatives = config.negatives_from == "all"
     if self.all_negatives and "dense" not in self.data["adjacency"]:
       raise ValueError(f"negatives_from='all' needs a small graph (at most 4096 nodes); "
@@ -212,15 +222,39 @@ class HierarchyTask:
     # vectorised call before the scan: on small graphs sampling inside each step is a
     # third or more of the step.
     negatives, mask = self._negatives(jax.random.fold_in(key, 1), pairs.reshape(-1, 2), data)
-    shape = pairs.shape[:2] + (self.config.num_negatives,)
+    shape = pairs.shape[:2] + (self.negatives_per_pair,)
     return {"pairs": pairs, "negatives": negatives.reshape(shape), "mask": mask.reshape(shape)}
 
   def _negatives(self, key, pairs, data):
-    return hierarchy_loss.sample_negatives(
-        key, pairs[:, 0], num_negatives=self.config.num_negatives, num_nodes=self.num_nodes,
-        adjacency=data["adjacency"], max_degree=self.max_degree,
+    sample_key, hard_key = jax.random.split(key)
+    negatives, mask = hierarchy_loss.sample_negatives(
+        sample_key, pairs[:, 0], num_negatives=self.config.num_negatives,
+        num_nodes=self.num_nodes, adjacency=data["adjacency"], max_degree=self.max_degree,
         cumulative_weights=data.get("cdf"),
         redraw="pooled" if self.fast_negatives else "full")
+    if not self.hard_negatives:
+      return negatives, mask
+    # H more per pair, uniform over u's pool of nearest non-ancestors (refresh_data), each an
+    # ordinary negative of the softmax: the sum now leans on the negatives that outrank.
+    columns = jax.random.randint(hard_key, (pairs.shape[0], self.hard_negatives), 0,
+                                 self.config.hard_pool)
+    hard = jnp.take_along_axis(data["hard_pool"][pairs[:, 0]], columns, axis=1)
+    hard_mask = jnp.broadcast_to(data["hard_on"], hard.shape)
+    return (jnp.concatenate([negatives, hard], axis=1),
+            jnp.concatenate([mask, hard_mask], axis=1))
+
+  def refresh_data(self, params, data, epoch: int):
+    """The loop calls this before each jitted call: recomputes the hard-negative pools from
+    the current table every ``hard_every_epochs`` from ``hard_from_epoch`` on (and on resume)."""
+    if not self.hard_negatives or epoch < self.config.hard_from_epoch:
+      return data
+    if (self._pool_epoch is not None
+        and epoch - self._pool_epoch < self.config.hard_every_epochs):
+      return data
+    self._pool_epoch = epoch
+    pool = _hard_pool(params["embeddings"], data["excluded"], manifold=self.manifold, c=self.c,
+                      num_nodes=self.num_nodes, pool_size=self.config.hard_pool)
+    return {**data, "hard_pool": pool, "hard_on": jnp.ones((), bool)}
 
   def _batch_negatives_mask(self, anchors, shared, data):
     """``[B, S]``: false where shared node ``s`` is ``u_b`` itself or one of its ancestors.
@@ -406,6 +440,24 @@ class HierarchyTask:
       plots.plot_hierarchy(vectors, self.closure, manifold=self.manifold, c=float(self.c),
                            path=path, title=_title(self.config, results))
       results["plot"] = path.name
+
+
+@functools.partial(jax.jit, static_argnames=("manifold", "num_nodes", "pool_size"))
+def _hard_pool(table, excluded, *, manifold, c, num_nodes, pool_size):
+  return hierarchy_loss.nearest_non_ancestors(table, excluded, manifold=manifold, c=c,
+                                              num_nodes=num_nodes, pool_size=pool_size)
+
+
+def _check_hard_negatives(config, num_nodes: int) -> None:
+  if config.negatives_from not in ("uniform", "unigram"):
+    raise ValueError(f"hard_negatives add to sampled negatives; negatives_from must be "
+                     f"'uniform' or 'unigram', got {config.negatives_from!r}")
+  if config.hard_negatives < 0 or not 0 < config.hard_pool < num_nodes:
+    raise ValueError(f"need hard_negatives >= 0 and 0 < hard_pool < {num_nodes} nodes; got "
+                     f"{config.hard_negatives} and {config.hard_pool}")
+  if config.hard_every_epochs < 1 or config.hard_from_epoch < 0:
+    raise ValueError(f"need hard_every_epochs >= 1 and hard_from_epoch >= 0; got "
+                     f"{config.hard_every_epochs} and {config.hard_from_epoch}")
 
 
 def _title(config, results) -> str:

@@ -66,6 +66,17 @@ def _config_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
 def _check_or_write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   path = workdir / "config.json"
   current = _config_dict(config)
@@ -74,13 +85,21 @@ def _check_or_write_config(workdir: pathlib.Path, config: ml_collections.ConfigD
       previous = json.loads(path.read_text())
     except json.JSONDecodeError as e:
       raise ValueError(f"{path}: not valid JSON ({e}); is this an embedlab workdir?") from None
-    changed = sorted(k for k in set(previous) | set(current)
-                     if previous.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
+    before, now = _flatten(previous), _flatten(current)
+    # A field the code gained after the run began is not in its config.json: the run resumes
+    # with the field's current value, and says so.
+    added = sorted(k for k in now if k not in before)
+    changed = sorted(k for k in set(before) | set(now)
+                     if k in before and before.get(k) != now.get(k)
+                     and k.split(".")[0] not in RESUMABLE_CHANGES)
     if changed:
-      diffs = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+      diffs = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
       raise ValueError(
           f"{workdir} holds a run with a different config ({diffs}); resuming would mix two "
           "experiments. Use a new --workdir, or delete the old one.")
+    if added:
+      print(f"Note: {path} predates the config fields "
+            + ", ".join(f"{k}={now[k]!r}" for k in added) + "; resuming with these values.")
   tmp = path.with_suffix(".json.tmp")
   tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
   os.replace(tmp, path)  # atomic: a crash never leaves a truncated config.json
@@ -174,7 +193,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
            "epoch": jnp.zeros((), jnp.int32)}
   shardings = sharding_lib.state_shardings(state, mesh, table_rows=task.table_rows)
   state = jax.device_put(state, shardings)
-  data = jax.device_put(task.data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  data = jax.device_put(task.data, replicated)
 
   checkpointer = checkpoint_lib.Checkpointer(workdir)
   metrics_path = workdir / "metrics.jsonl"
@@ -201,6 +221,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       dynamic_ncols=True) as bar:
     while epoch < stop_at:
       tick = time.perf_counter()
+      if hasattr(task, "refresh_data"):  # data derived from the parameters (hard negatives)
+        data = jax.device_put(task.refresh_data(state["params"], data, epoch), replicated)
       state, epoch_losses = run_epochs(state, data, train_key)
       epoch_losses = np.asarray(epoch_losses)  # blocks: the timing below is real
       train_time += time.perf_counter() - tick

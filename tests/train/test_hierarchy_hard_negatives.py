@@ -1,0 +1,107 @@
+"""Hard negatives: pools of nearest non-ancestors, how they are drawn, refreshed and resumed."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from embedlab import train
+from embedlab.losses import hierarchy as hierarchy_loss
+from tests.conftest import load_experiment, quiet_config
+
+_config = functools.partial(quiet_config, load_experiment("hierarchy"))
+HARD = "smoke,hard_negatives=4,hard_pool=8,hard_every_epochs=2"
+
+
+def _ancestors_and_self(task) -> list[set[int]]:
+  rows = [{u} for u in range(task.num_nodes)]
+  for child, ancestor in task.closure.edges:
+    rows[int(child)].add(int(ancestor))
+  return rows
+
+
+@pytest.mark.parametrize("geometry, pool_size, chunk_size", [
+    ("poincare", 8, 512),
+    ("poincare", 31, 100),   # chunks that do not divide the node count
+    ("lorentz", 5, 1000),
+    ("euclidean", 16, 4096),  # one chunk larger than the graph
+])
+def test_pools_are_the_nearest_non_ancestors(geometry, pool_size, chunk_size):
+  task = train.TASKS["hierarchy"](_config(f"{HARD},geometry={geometry}"))
+  table = task.manifold.random_point(jax.random.PRNGKey(1), (task.table_rows, task.ambient))
+  pools = np.asarray(hierarchy_loss.nearest_non_ancestors(
+      table, task.data["excluded"], manifold=task.manifold, c=1.0, num_nodes=task.num_nodes,
+      pool_size=pool_size, chunk_size=chunk_size))
+  assert pools.shape == (task.num_nodes, pool_size)
+  excluded = _ancestors_and_self(task)
+  points = np.array(table[:task.num_nodes])
+  for u in range(0, task.num_nodes, 97):
+    d = np.array(task.manifold.dist(points[u][None], points, c=1.0))
+    d[list(excluded[u])] = np.inf
+    np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:pool_size])
+
+
+def test_hard_negatives_are_masked_until_the_first_refresh_then_drawn_from_the_pool():
+  task = train.TASKS["hierarchy"](_config(HARD + ",hard_from_epoch=2"))
+  pairs = task.data["edges"][:64]
+  key = jax.random.PRNGKey(0)
+  negatives, mask = task._negatives(key, pairs, task.data)
+  assert negatives.shape == mask.shape == (64, 10 + 4)
+  assert not np.asarray(mask[:, 10:]).any()
+  assert task.refresh_data(task.init_params(key), task.data, epoch=1) is task.data  # too early
+  params = {"embeddings": task.manifold.random_point(key, (task.table_rows, task.ambient))}
+  data = task.refresh_data(params, task.data, epoch=2)
+  negatives, mask = task._negatives(key, pairs, data)
+  assert np.asarray(mask[:, 10:]).all()
+  pools = np.asarray(data["hard_pool"])
+  for row, u in enumerate(np.asarray(pairs[:, 0])):
+    assert set(np.asarray(negatives[row, 10:]).tolist()) <= set(pools[u].tolist())
+
+
+def test_pools_refresh_every_hard_every_epochs():
+  task = train.TASKS["hierarchy"](_config(HARD + ",hard_every_epochs=3"))
+  params = task.init_params(jax.random.PRNGKey(0))
+  recomputed = []
+  data = task.data
+  for epoch in range(0, 10):
+    new = task.refresh_data(params, data, epoch)
+    if new is not data:
+      recomputed.append(epoch)
+    data = new
+  assert recomputed == [0, 3, 6, 9]
+
+
+def test_hard_negative_run_resumes_bitwise(tmp_path):
+  """The pools are a function of the table, so a resumed run recomputes the same ones."""
+  arg = HARD + ",epochs=4,epochs_per_call=1,checkpoint_every_epochs=1,eval_every_epochs=4"
+  straight = train.run(_config(arg), tmp_path / "straight")
+  train.run(_config(arg + ",stop_after_epochs=2"), tmp_path / "killed")
+  resumed = train.run(_config(arg), tmp_path / "killed")
+  np.testing.assert_array_equal(np.asarray(straight.params["embeddings"]),
+                                np.asarray(resumed.params["embeddings"]))
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("smoke,hard_negatives=2,negatives_from=all", "negatives_from must be 'uniform' or"),
+    ("smoke,hard_negatives=2,hard_pool=0", "0 < hard_pool <"),
+    ("smoke,hard_negatives=2,hard_pool=5000", "0 < hard_pool <"),
+    ("smoke,hard_negatives=2,hard_every_epochs=0", "hard_every_epochs >= 1"),
+])
+def test_bad_hard_negative_settings_are_refused(arg, message):
+  with pytest.raises(ValueError, match=message):
+    train.TASKS["hierarchy"](_config(arg))
+
+
+def test_a_workdir_older_than_a_config_field_resumes_with_a_note(tmp_path, capsys):
+  train.run(_config("smoke,stop_after_epochs=2"), tmp_path)
+  stored = json.loads((tmp_path / "config.json").read_text())
+  del stored["hard_pool"], stored["optim"]["decay_begin_epoch"]
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  assert train.run(_config("smoke"), tmp_path).results["finished"]
+  out = capsys.readouterr().out
+  assert "predates the config fields hard_pool=32, optim.decay_begin_epoch=None" in out
