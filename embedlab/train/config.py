@@ -82,12 +82,24 @@ def build_config(arg: str | None, *, base: ml_collections.ConfigDict,
     if "=" in item:
       key, value = (part.strip() for part in item.split("=", 1))
       overrides.append((aliases.get(key, key), value))
+  nullable = _nullable_fields(base)
   for key, value in overrides:
-    _set(config, key, value)
+    _set(config, key, value, nullable=key in nullable)
   return config
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
+def _nullable_fields(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
+  """Dotted names of the fields declared as FieldReferences (None-able) in ``config``."""
+  names = set()
+  for key, field in config._fields.items():
+    if isinstance(field, ml_collections.ConfigDict):
+      names |= _nullable_fields(field, f"{prefix}{key}.")
+    elif isinstance(field, ml_collections.FieldReference):
+      names.add(f"{prefix}{key}")
+  return names
+
+
+def _set(config: ml_collections.ConfigDict, dotted: str, value, *, nullable: bool) -> None:
   *parents, leaf = dotted.split(".")
   node = config
   for part in parents:
@@ -97,6 +109,8 @@ def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
   if leaf not in node:
     raise ValueError(f"unknown config field {dotted!r}; fields here: {sorted(node.keys())}")
   if isinstance(value, str):
-    value = _coerce(value, node[leaf], dotted)
+    # A field declared as a FieldReference (None default) stays nullable after a preset
+    # gives it a value: "none" resets it.
+    value = None if nullable and value.lower() == "none" else _coerce(value, node[leaf], dotted)
   with node.ignore_type():
     node[leaf] = value

@@ -15,6 +15,13 @@ non-basic edges is held out (:mod:`embedlab.data.splits`), training sees the res
 exclude only training edges), and evaluation ranks the held-out edges against non-edges
 (filtered) next to the reconstruction of the training edges.
 
+Hard negatives (``config.hard_negatives = H > 0``): each pair also gets ``H`` negatives drawn
+uniformly from its child's ``hard_pool`` nearest non-ancestors
+(:func:`embedlab.losses.hierarchy.nearest_non_ancestors`), recomputed from the current table
+every ``hard_every_epochs`` from ``hard_from_epoch`` on by :meth:`HierarchyTask.refresh_data`,
+which the loop calls before each jitted call (and so again after a resume: the pools are a
+function of the table). They are ordinary, unweighted members of the softmax.
+
 Sparse updates (``config.row_updates``: ``auto`` (default), ``dense`` or ``sparse``): a step
 touches ``B (K + 2)`` rows, so the step gathers those rows, differentiates w.r.t. them, sums the
 gradient of repeated ids, updates only them and scatters them back — the same result as the

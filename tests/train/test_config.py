@@ -21,7 +21,8 @@ def _base():
 
 
 def _build(arg):
-  return build_config(arg, base=_base(), presets={"small": {"dim": 2}, "big": {"dim": 64}},
+  return build_config(arg, base=_base(),
+                      presets={"small": {"dim": 2}, "big": {"dim": 64}, "set": {"optional": 3}},
                       default_preset="small", aliases={"k": "eval.recall_ks"})
 
 
@@ -35,6 +36,8 @@ def _build(arg):
     ("name=lorentz", "name", "lorentz"),
     ("optional=none", "optional", None),
     ("optional=12", "optional", 12),
+    ("set", "optional", 3),
+    ("set,optional=none", "optional", None),        # a preset's value can be reset to None
     ("eval.recall_ks=1x5x10", "eval.recall_ks", (1, 5, 10)),
     ("k=3", "eval.recall_ks", (3,)),                # alias, one item
     ("eval.recall_ks=", "eval.recall_ks", ()),      # empty tuple
@@ -54,6 +57,7 @@ def test_overrides_are_coerced_to_the_field_type(arg, field, expected):
     ("depth=3", "unknown config field 'depth'"),
     ("eval.k=3", "unknown config field 'eval.k'"),
     ("dim=2.5", "expected a int"),
+    ("dim=none", "expected a int"),                 # only None-default fields take none
     ("flag=maybe", "expected a boolean"),
     ("eval.recall_ks=1,5", "unknown preset '5'"),   # a comma starts a new item
     ("eval.recall_ks=1xfive", "expected int items separated by 'x', e.g. 1x2x4x8"),
