@@ -233,7 +233,8 @@ class HierarchyTask:
     return {"pairs": pairs, "negatives": negatives.reshape(shape), "mask": mask.reshape(shape)}
 
   def _negatives(self, key, pairs, data):
-    sample_key, hard_key = jax.random.split(key)
+    # Without hard negatives the key is used as is: the same draws as before they existed.
+    sample_key, hard_key = jax.random.split(key) if self.hard_negatives else (key, None)
     negatives, mask = hierarchy_loss.sample_negatives(
         sample_key, pairs[:, 0], num_negatives=self.config.num_negatives,
         num_nodes=self.num_nodes, adjacency=data["adjacency"], max_degree=self.max_degree,

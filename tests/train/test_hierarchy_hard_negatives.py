@@ -105,3 +105,16 @@ def test_a_workdir_older_than_a_config_field_resumes_with_a_note(tmp_path, capsy
   assert train.run(_config("smoke"), tmp_path).results["finished"]
   out = capsys.readouterr().out
   assert "predates the config fields hard_pool=32, optim.decay_begin_epoch=None" in out
+
+
+def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
+  """Adding the feature must not change the random numbers of runs that do not use it."""
+  task = train.TASKS["hierarchy"](_config("smoke"))
+  pairs = task.data["edges"][:32]
+  key = jax.random.PRNGKey(7)
+  got = task._negatives(key, pairs, task.data)
+  want = hierarchy_loss.sample_negatives(
+      key, pairs[:, 0], num_negatives=10, num_nodes=task.num_nodes,
+      adjacency=task.data["adjacency"], max_degree=task.max_degree)
+  for a, b in zip(got, want):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
