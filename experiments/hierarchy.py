@@ -63,7 +63,7 @@ PRESETS = {
                         "epochs_per_call": 5, "eval.max_queries": 2000},
     # nouns_reference for 760 epochs, then 60 epochs with 3 hard negatives per pair (pools of
     # 128 nearest non-ancestors, refreshed every 10 epochs) while the rate decays linearly to 0
-    # (README: the best nouns recipe found so far; ~15 min on one H100, ~2 h on one CPU core).
+    # (README: the best nouns recipe found so far; ~16 min on one H100, ~2 h on one CPU core).
     "nouns_hard": {"dataset": "nouns", "dim": 10, "epochs": 820, "batch_size": 50,
                    "optim.learning_rate": 1.0, "burn_in_epochs": 20,
                    "burn_in_multiplier": 0.01, "optim.decay": "linear",
