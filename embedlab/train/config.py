@@ -91,7 +91,7 @@ def build_config(arg: str | None, *, base: ml_collections.ConfigDict,
 def _nullable_fields(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
   """Dotted names of the fields declared as FieldReferences (None-able) in ``config``."""
   names = set()
-  for key, field in config._fields.items():
+  for key, field in config.items(preserve_field_references=True):
     if isinstance(field, ml_collections.ConfigDict):
       names |= _nullable_fields(field, f"{prefix}{key}.")
     elif isinstance(field, ml_collections.FieldReference):

@@ -54,6 +54,8 @@ class Task(Protocol):
   def learning_rate(self, step: int) -> float: ...
   def evaluate(self, params, *, final: bool = False) -> dict[str, float]: ...  # final: last epoch
   def finalize(self, params, workdir: pathlib.Path, results: dict) -> None: ...
+  # Optional: refresh_data(params, data, epoch) -> data, called before each jitted call, for
+  # data derived from the parameters (the hierarchy task's hard-negative pools).
 
 
 @dataclasses.dataclass
@@ -89,9 +91,8 @@ def _check_or_write_config(workdir: pathlib.Path, config: ml_collections.ConfigD
     # A field the code gained after the run began is not in its config.json: the run resumes
     # with the field's current value, and says so.
     added = sorted(k for k in now if k not in before)
-    changed = sorted(k for k in set(before) | set(now)
-                     if k in before and before.get(k) != now.get(k)
-                     and k.split(".")[0] not in RESUMABLE_CHANGES)
+    changed = sorted(k for k in before
+                     if before[k] != now.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES)
     if changed:
       diffs = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
       raise ValueError(
