@@ -90,6 +90,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.dim = 5
   config.dtype = "float32"
   config.init_scale = 1e-3
+  # Start from another run's table (its embeddings.npz or workdir) instead of near the origin:
+  # a fine-tune in one command. Nodes are matched by name; the schedule starts afresh.
+  config.init_from = ml_collections.FieldReference(None, field_type=str)
   config.batch_size = 10
   config.num_negatives = 50
   # "uniform" or "unigram" (count^0.75, as word2vec and the N&K reference code; gensim uses

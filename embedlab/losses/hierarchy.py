@@ -272,7 +272,9 @@ def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nod
     dist = manifold.pairwise_dist(nodes[ids], nodes, c=c)
     rows = jnp.arange(ids.shape[0])[:, None]
     dist = dist.at[rows, excluded[ids]].set(jnp.inf)
-    return jax.lax.top_k(-dist, pool_size)[1].astype(jnp.int32)
+    # Ranked in float32 whatever the table's dtype: XLA's CPU top_k is ~40x slower on float64
+    # (10 s per 512 x 82k block), and a pool of candidates needs no more than float32's digits.
+    return jax.lax.top_k(-dist.astype(jnp.float32), pool_size)[1].astype(jnp.int32)
 
   pools = jax.lax.map(one_chunk, queries.reshape(chunks, chunk_size))
   return pools.reshape(-1, pool_size)[:num_nodes]

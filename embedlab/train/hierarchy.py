@@ -202,17 +202,55 @@ class HierarchyTask:
   # --- parameters ---------------------------------------------------------------------------
   def init_params(self, key):
     """Points ``exp_o(v)`` with ``v`` uniform in ``[-init_scale, init_scale]`` at the origin ``o``
-    (N&K initialise uniformly in a tiny box around the origin); padding rows at ``o``."""
+    (N&K initialise uniformly in a tiny box around the origin), or another run's table
+    (``config.init_from``, projected into this run's ball); padding rows at ``o``."""
     m, c = self.manifold, self.c
     origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
     v = jax.random.uniform(key, origin.shape, self.dtype, -self.config.init_scale,
                            self.config.init_scale)
     table = m.expmap(origin, m.proj_tangent(origin, v, c=c), c=c)
     padding = m.origin((self.table_rows - self.num_nodes, self.ambient), c=c, dtype=self.dtype)
+    if self.config.get("init_from"):
+      table = m.proj(jnp.asarray(self._vectors_from(self.config.init_from), self.dtype), c=c)
     params = {"embeddings": jnp.concatenate([table, padding], axis=0)}
     if self.translational:
       params["translation"] = jnp.zeros((self.ambient,), self.dtype)
     return params
+
+  def _vectors_from(self, path: str) -> np.ndarray:
+    """The ``[num_nodes, ambient]`` table of another run (``config.init_from``), in node order.
+
+    ``path`` is that run's ``embeddings.npz`` or its workdir. The file is matched to this
+    closure by node name, so a run on the same nodes in any order can seed this one; its
+    geometry and shape must match. A float32 table may seed a float64 run (the usual way to
+    continue near the boundary with float64's smaller margin).
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+      path = path / "embeddings.npz"
+    if not path.is_file():
+      raise FileNotFoundError(f"init_from: {path} does not exist (expected a run's "
+                              "embeddings.npz or the workdir holding it).")
+    with np.load(path) as stored:
+      missing = {"names", "vectors", "geometry"} - set(stored.files)
+      if missing:
+        raise ValueError(f"init_from: {path} lacks {sorted(missing)}; expected the "
+                         "embeddings.npz a hierarchy run writes.")
+      names, vectors, stored_geometry = stored["names"], stored["vectors"], str(stored["geometry"])
+    if stored_geometry != self.manifold.name:
+      raise ValueError(f"init_from: {path} holds {stored_geometry!r} points; this run's "
+                       f"geometry is {self.manifold.name!r}.")
+    if vectors.shape != (len(names), self.ambient):
+      raise ValueError(f"init_from: {path} holds vectors {vectors.shape}; expected "
+                       f"[{len(names)}, {self.ambient}] (dim {self.config.dim}).")
+    row_of = {str(name): i for i, name in enumerate(names)}
+    missing_names = [n for n in self.closure.names if n not in row_of]
+    if missing_names:
+      raise ValueError(f"init_from: {path} lacks {len(missing_names)} of this closure's "
+                       f"{self.num_nodes} nodes, e.g. {missing_names[0]!r}.")
+    if not np.all(np.isfinite(vectors)):
+      raise ValueError(f"init_from: {path} holds non-finite vectors.")
+    return vectors[[row_of[n] for n in self.closure.names]]
 
   def learning_rate(self, step: int) -> float:
     return float(self._schedule(step))

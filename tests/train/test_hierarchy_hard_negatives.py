@@ -118,3 +118,21 @@ def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
       adjacency=task.data["adjacency"], max_degree=task.max_degree)
   for a, b in zip(got, want):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_pools_of_a_float64_table_are_its_nearest_non_ancestors():
+  # The pool is ranked on float32 distances (XLA's float64 top_k is slow on CPU); on a float64
+  # table it must still be the nearest non-ancestors by the float64 distance.
+  with jax.enable_x64(True):
+    task = train.TASKS["hierarchy"](_config(f"{HARD},dtype=float64"))
+    table = task.manifold.random_point(jax.random.PRNGKey(2), (task.table_rows, task.ambient),
+                                       dtype=jnp.float64)
+    pools = np.asarray(hierarchy_loss.nearest_non_ancestors(
+        table, task.data["excluded"], manifold=task.manifold, c=1.0, num_nodes=task.num_nodes,
+        pool_size=8, chunk_size=256))
+    points = np.asarray(table[:task.num_nodes])
+    excluded = _ancestors_and_self(task)
+    for u in range(0, task.num_nodes, 131):
+      d = np.array(task.manifold.dist(points[u][None], points, c=1.0))
+      d[list(excluded[u])] = np.inf
+      np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:8])
