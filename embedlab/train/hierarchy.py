@@ -205,13 +205,14 @@ class HierarchyTask:
     (N&K initialise uniformly in a tiny box around the origin), or another run's table
     (``config.init_from``, projected into this run's ball); padding rows at ``o``."""
     m, c = self.manifold, self.c
-    origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
-    v = jax.random.uniform(key, origin.shape, self.dtype, -self.config.init_scale,
-                           self.config.init_scale)
-    table = m.expmap(origin, m.proj_tangent(origin, v, c=c), c=c)
-    padding = m.origin((self.table_rows - self.num_nodes, self.ambient), c=c, dtype=self.dtype)
     if self.config.get("init_from"):
       table = m.proj(jnp.asarray(self._vectors_from(self.config.init_from), self.dtype), c=c)
+    else:
+      origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
+      v = jax.random.uniform(key, origin.shape, self.dtype, -self.config.init_scale,
+                             self.config.init_scale)
+      table = m.expmap(origin, m.proj_tangent(origin, v, c=c), c=c)
+    padding = m.origin((self.table_rows - self.num_nodes, self.ambient), c=c, dtype=self.dtype)
     params = {"embeddings": jnp.concatenate([table, padding], axis=0)}
     if self.translational:
       params["translation"] = jnp.zeros((self.ambient,), self.dtype)

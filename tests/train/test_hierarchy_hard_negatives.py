@@ -25,26 +25,31 @@ def _ancestors_and_self(task) -> list[set[int]]:
   return rows
 
 
-@pytest.mark.parametrize("geometry, pool_size, chunk_size", [
-    ("poincare", 8, 512),
-    ("poincare", 31, 100),   # chunks that do not divide the node count
-    ("lorentz", 5, 1000),
-    ("euclidean", 16, 4096),  # one chunk larger than the graph
+@pytest.mark.parametrize("geometry, pool_size, chunk_size, dtype", [
+    ("poincare", 8, 512, "float32"),
+    ("poincare", 31, 100, "float32"),   # chunks that do not divide the node count
+    ("lorentz", 5, 1000, "float32"),
+    ("euclidean", 16, 4096, "float32"),  # one chunk larger than the graph
+    # Pools are ranked on float32 distances (XLA's CPU top_k is slow on float64); on a float64
+    # table they must still be the nearest by the float64 distance.
+    ("poincare", 8, 256, "float64"),
 ])
-def test_pools_are_the_nearest_non_ancestors(geometry, pool_size, chunk_size):
-  task = train.TASKS["hierarchy"](_config(f"{HARD},geometry={geometry}"))
-  table = task.manifold.random_point(jax.random.PRNGKey(1), (task.table_rows, task.ambient))
-  pools = np.asarray(hierarchy_loss.nearest_non_ancestors(
-      table, task.data["excluded"], manifold=task.manifold, c=1.0, num_nodes=task.num_nodes,
-      pool_size=pool_size, chunk_size=chunk_size))
-  assert pools.shape == (task.num_nodes, pool_size)
-  excluded = _ancestors_and_self(task)
-  points = np.array(table[:task.num_nodes])
-  for u in range(0, task.num_nodes, 97):
-    d = np.array(task.manifold.dist(points[u][None], points, c=1.0))
-    d[list(excluded[u])] = np.inf
-    np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:pool_size])
-
+def test_pools_are_the_nearest_non_ancestors(geometry, pool_size, chunk_size, dtype):
+  with jax.enable_x64(dtype == "float64"):
+    task = train.TASKS["hierarchy"](_config(f"{HARD},geometry={geometry},dtype={dtype}"))
+    table = task.manifold.random_point(jax.random.PRNGKey(1), (task.table_rows, task.ambient),
+                                       dtype=jnp.dtype(dtype))
+    pools = np.asarray(hierarchy_loss.nearest_non_ancestors(
+        table, task.data["excluded"], manifold=task.manifold, c=1.0, num_nodes=task.num_nodes,
+        pool_size=pool_size, chunk_size=chunk_size))
+    assert pools.shape == (task.num_nodes, pool_size)
+    excluded = _ancestors_and_self(task)
+    points = np.array(table[:task.num_nodes])
+    assert points.dtype == np.dtype(dtype)
+    for u in range(0, task.num_nodes, 97):
+      d = np.array(task.manifold.dist(points[u][None], points, c=1.0))
+      d[list(excluded[u])] = np.inf
+      np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:pool_size])
 
 def test_hard_negatives_are_masked_until_the_first_refresh_then_drawn_from_the_pool():
   task = train.TASKS["hierarchy"](_config(HARD + ",hard_from_epoch=2"))
@@ -119,20 +124,3 @@ def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
   for a, b in zip(got, want):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
-
-def test_pools_of_a_float64_table_are_its_nearest_non_ancestors():
-  # The pool is ranked on float32 distances (XLA's float64 top_k is slow on CPU); on a float64
-  # table it must still be the nearest non-ancestors by the float64 distance.
-  with jax.enable_x64(True):
-    task = train.TASKS["hierarchy"](_config(f"{HARD},dtype=float64"))
-    table = task.manifold.random_point(jax.random.PRNGKey(2), (task.table_rows, task.ambient),
-                                       dtype=jnp.float64)
-    pools = np.asarray(hierarchy_loss.nearest_non_ancestors(
-        table, task.data["excluded"], manifold=task.manifold, c=1.0, num_nodes=task.num_nodes,
-        pool_size=8, chunk_size=256))
-    points = np.asarray(table[:task.num_nodes])
-    excluded = _ancestors_and_self(task)
-    for u in range(0, task.num_nodes, 131):
-      d = np.array(task.manifold.dist(points[u][None], points, c=1.0))
-      d[list(excluded[u])] = np.inf
-      np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:8])
