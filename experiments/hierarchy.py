@@ -109,6 +109,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.hard_pool = 32
   config.hard_every_epochs = 10
   config.hard_from_epoch = 0
+  # With hard negatives: draw each epoch's pairs with replacement, pair (u, a) with probability
+  # proportional to (1 + #pool members nearer to u than a) ** rank_weighting, re-estimated at
+  # each pool refresh (0 = off: a permutation of the edges). Mean rank is a sum of ranks, so
+  # this spends the steps where the rank sum is.
+  config.rank_weighting = 0.0
   # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
   # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
   config.presample_negatives = "auto"

@@ -133,11 +133,22 @@ class HierarchyTask:
       within = np.arange(targets.size) - np.repeat(offsets[:-1], counts)
       excluded[rows, 1 + within] = targets
       self.data["excluded"] = jnp.asarray(excluded)
+      # Edge e = (u, a) sits at excluded[u, 1 + within[e]]: edges and CSR share one order.
+      self._edge_slots = jnp.asarray(rows.astype(np.int64) * width + 1 + within)
     if self.hard_negatives:
       # Filled by refresh_data from the current table; off (masked) until its first refresh.
       self.data["hard_pool"] = jnp.zeros((self.num_nodes, config.hard_pool), jnp.int32)
       self.data["hard_on"] = jnp.zeros((), bool)
       self._pool_epoch = None
+    self.rank_weighting = float(config.get("rank_weighting", 0.0))
+    if self.rank_weighting:
+      if not self.hard_negatives or self.rank_weighting < 0:
+        raise ValueError(f"rank_weighting (> 0) weighs pairs by ranks estimated from the "
+                         f"hard-negative pools, so it needs hard_negatives > 0; got "
+                         f"rank_weighting={self.rank_weighting}, hard_negatives="
+                         f"{self.hard_negatives}.")
+      # Uniform until the first pool refresh replaces it (refresh_data).
+      self.data["pair_cdf"] = jnp.arange(1, edges.shape[0] + 1, dtype=jnp.float32) / edges.shape[0]
     if config.negatives_from == "unigram":
       # Node frequency in the closure, damped by ^0.75 (word2vec, N&K reference code;
       # gensim's PoincareModel uses raw counts).
@@ -260,7 +271,13 @@ class HierarchyTask:
   def epoch_batches(self, key, data):
     edges = data["edges"]
     used = self.steps_per_epoch * self.config.batch_size
-    order = jax.random.permutation(key, edges.shape[0])[:used]
+    if self.rank_weighting:
+      # Pairs drawn with replacement, each with probability proportional to its weight.
+      uniform = jax.random.uniform(key, (used,), data["pair_cdf"].dtype)
+      order = jnp.minimum(jnp.searchsorted(data["pair_cdf"], uniform, side="right"),
+                          edges.shape[0] - 1)
+    else:
+      order = jax.random.permutation(key, edges.shape[0])[:used]
     pairs = edges[order].reshape(self.steps_per_epoch, self.config.batch_size, 2)
     if not self.presample:
       return pairs
@@ -301,7 +318,14 @@ class HierarchyTask:
     self._pool_epoch = epoch
     pool = _hard_pool(params["embeddings"], data["excluded"], manifold=self.manifold, c=self.c,
                       num_nodes=self.num_nodes, pool_size=self.config.hard_pool)
-    return {**data, "hard_pool": pool, "hard_on": jnp.ones((), bool)}
+    data = {**data, "hard_pool": pool, "hard_on": jnp.ones((), bool)}
+    if self.rank_weighting:
+      outranked = _pool_outranked(params["embeddings"], pool, data["excluded"], self._edge_slots,
+                                  manifold=self.manifold, c=self.c)
+      weights = (1.0 + outranked.astype(jnp.float32)) ** self.rank_weighting
+      cdf = jnp.cumsum(weights)
+      data["pair_cdf"] = (cdf / cdf[-1]).astype(jnp.float32)
+    return data
 
   def _batch_negatives_mask(self, anchors, shared, data):
     """``[B, S]``: false where shared node ``s`` is ``u_b`` itself or one of its ancestors.
@@ -493,6 +517,21 @@ class HierarchyTask:
 def _hard_pool(table, excluded, *, manifold, c, num_nodes, pool_size):
   return hierarchy_loss.nearest_non_ancestors(table, excluded, manifold=manifold, c=c,
                                               num_nodes=num_nodes, pool_size=pool_size)
+
+
+@functools.partial(jax.jit, static_argnames=("manifold",))
+def _pool_outranked(table, pool, excluded, edge_slots, *, manifold, c):
+  """``int32 [E]``: for each edge ``(u, a)``, how many of ``u``'s pool are nearer than ``a``.
+
+  The pool holds ``u``'s ``P`` nearest non-ancestors, so this is ``min(rank(u, a) - 1, P)``:
+  the edge's reconstruction rank, exact up to the pool size.
+  """
+  num_nodes = pool.shape[0]
+  x = table[:num_nodes, None, :]
+  to_pool = jnp.sort(manifold.dist(x, table[pool], c=c), axis=-1)          # [N, P]
+  to_excluded = manifold.dist(x, table[excluded], c=c)                    # [N, W]
+  counts = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(to_pool, to_excluded)
+  return counts.reshape(-1)[edge_slots].astype(jnp.int32)
 
 
 def _check_hard_negatives(config, num_nodes: int) -> None:

@@ -96,6 +96,8 @@ def test_hard_negative_run_resumes_bitwise(tmp_path):
     ("smoke,hard_negatives=2,hard_pool=0", "0 < hard_pool <"),
     ("smoke,hard_negatives=2,hard_pool=5000", "0 < hard_pool <"),
     ("smoke,hard_negatives=2,hard_every_epochs=0", "hard_every_epochs >= 1"),
+    ("smoke,rank_weighting=1.0", "needs hard_negatives > 0"),
+    ("smoke,hard_negatives=2,rank_weighting=-1.0", "needs hard_negatives > 0"),
 ])
 def test_bad_hard_negative_settings_are_refused(arg, message):
   with pytest.raises(ValueError, match=message):
@@ -124,3 +126,36 @@ def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
   for a, b in zip(got, want):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+
+
+def test_rank_weights_count_the_pool_members_nearer_than_each_ancestor():
+  """Brute force: for edge (u, a), #pool(u) nearer to u than a, i.e. min(rank - 1, P)."""
+  from embedlab.train import hierarchy as hierarchy_task
+  task = train.TASKS["hierarchy"](_config(HARD + ",rank_weighting=1.0"))
+  key = jax.random.PRNGKey(3)
+  table = task.manifold.random_point(key, (task.table_rows, task.ambient))
+  data = task.refresh_data({"embeddings": table}, task.data, epoch=0)
+  counts = np.asarray(hierarchy_task._pool_outranked(
+      table, data["hard_pool"], data["excluded"], task._edge_slots, manifold=task.manifold,
+      c=task.c))
+  x = np.asarray(table, np.float64)
+  pools = np.asarray(data["hard_pool"])
+  dist = lambda u, v: float(task.manifold.dist(jnp.asarray(x[u]), jnp.asarray(x[v])))
+  edges = np.asarray(task.data["edges"])
+  for e in range(0, edges.shape[0], max(1, edges.shape[0] // 40)):
+    u, a = edges[e]
+    expected = sum(dist(u, w) < dist(u, a) for w in pools[u])
+    assert counts[e] == expected, (u, a)
+  weights = np.diff(np.concatenate([[0.0], np.asarray(data["pair_cdf"], np.float64)]))
+  # The CDF is float32, so its differences carry cumsum rounding.
+  np.testing.assert_allclose(weights / weights.min(), (1.0 + counts) / (1.0 + counts.min()),
+                             rtol=1e-2)
+
+
+def test_rank_weighted_epochs_draw_pairs_by_their_weights():
+  task = train.TASKS["hierarchy"](_config(HARD + ",rank_weighting=1.0"))
+  cdf = np.zeros(task.data["edges"].shape[0], np.float32)
+  cdf[7:] = 1.0  # all mass on edge 7
+  pairs = task.epoch_batches(jax.random.PRNGKey(0), {**task.data, "pair_cdf": jnp.asarray(cdf)})
+  pairs = np.asarray(pairs["pairs"] if isinstance(pairs, dict) else pairs).reshape(-1, 2)
+  assert (pairs == np.asarray(task.data["edges"][7])).all()
