@@ -133,8 +133,6 @@ class HierarchyTask:
       within = np.arange(targets.size) - np.repeat(offsets[:-1], counts)
       excluded[rows, 1 + within] = targets
       self.data["excluded"] = jnp.asarray(excluded)
-      # Edge e = (u, a) sits at excluded[u, 1 + within[e]]: edges and CSR share one order.
-      self._edge_slots = jnp.asarray(rows.astype(np.int64) * width + 1 + within)
     if self.hard_negatives:
       # Filled by refresh_data from the current table; off (masked) until its first refresh.
       self.data["hard_pool"] = jnp.zeros((self.num_nodes, config.hard_pool), jnp.int32)
@@ -147,6 +145,9 @@ class HierarchyTask:
                          f"hard-negative pools, so it needs hard_negatives > 0; got "
                          f"rank_weighting={self.rank_weighting}, hard_negatives="
                          f"{self.hard_negatives}.")
+      # Edge e = (u, a) sits at excluded[u, 1 + within[e]] (built above: hard negatives on),
+      # as edges and their CSR share one order.
+      self._edge_slots = jnp.asarray(rows.astype(np.int64) * width + 1 + within)
       # Uniform until the first pool refresh replaces it (refresh_data).
       self.data["pair_cdf"] = jnp.arange(1, edges.shape[0] + 1, dtype=jnp.float32) / edges.shape[0]
     if config.negatives_from == "unigram":
@@ -324,7 +325,7 @@ class HierarchyTask:
                                   manifold=self.manifold, c=self.c)
       weights = (1.0 + outranked.astype(jnp.float32)) ** self.rank_weighting
       cdf = jnp.cumsum(weights)
-      data["pair_cdf"] = (cdf / cdf[-1]).astype(jnp.float32)
+      data["pair_cdf"] = cdf / cdf[-1]
     return data
 
   def _batch_negatives_mask(self, anchors, shared, data):
