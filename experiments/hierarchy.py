@@ -114,6 +114,18 @@ def base_config() -> ml_collections.ConfigDict:
   # each pool refresh (0 = off: a permutation of the edges). Mean rank is a sum of ranks, so
   # this spends the steps where the rank sum is.
   config.rank_weighting = 0.0
+  # Re-seat stuck leaves (embedlab/train/reseat.py): every reseat.every_epochs from
+  # reseat.from_epoch on (multiples of epochs_per_call; 0 = off), each leaf whose mean rank
+  # exceeds max_mean_rank moves to the best of the seats at the radii around its first
+  # max_parents parents (num_directions random directions + one towards it), when that lowers
+  # its own rank sum. A local search out of minima that gradient steps do not leave.
+  config.reseat = ml_collections.ConfigDict()
+  config.reseat.every_epochs = 0
+  config.reseat.from_epoch = 0
+  config.reseat.max_mean_rank = 10.0
+  config.reseat.radii = (0.5, 1.0, 2.0, 4.0)
+  config.reseat.num_directions = 6
+  config.reseat.max_parents = 2
   # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
   # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
   config.presample_negatives = "auto"

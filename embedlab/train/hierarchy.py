@@ -57,6 +57,7 @@ from embedlab import optim
 from embedlab.evals import reconstruction
 from embedlab.losses import hierarchy as hierarchy_loss
 from embedlab.train import plots
+from embedlab.train import reseat as reseat_lib
 from embedlab.train import sharding as sharding_lib
 
 OPTIMIZERS = {"rsgd": optim.riemannian_sgd, "radam": optim.riemannian_adam}
@@ -150,6 +151,18 @@ class HierarchyTask:
       self._edge_slots = jnp.asarray(rows.astype(np.int64) * width + 1 + within)
       # Uniform until the first pool refresh replaces it (refresh_data).
       self.data["pair_cdf"] = jnp.arange(1, edges.shape[0] + 1, dtype=jnp.float32) / edges.shape[0]
+    self.reseat = config.get("reseat") or ml_collections.ConfigDict({"every_epochs": 0})
+    if self.reseat.every_epochs:
+      # The loop calls refresh_params once per jitted call of epochs_per_call epochs, so the
+      # schedule must land on those boundaries (a resumed run then repeats it exactly).
+      per_call = config.epochs_per_call
+      if (self.reseat.every_epochs < 0 or self.reseat.from_epoch < 0
+          or self.reseat.every_epochs % per_call or self.reseat.from_epoch % per_call):
+        raise ValueError(f"reseat.every_epochs and reseat.from_epoch must be non-negative "
+                         f"multiples of epochs_per_call={per_call}; got "
+                         f"{self.reseat.every_epochs} and {self.reseat.from_epoch}")
+      self._leaves = reseat_lib.leaf_structure(edges, self.num_nodes,
+                                               max_parents=self.reseat.max_parents)
     if config.negatives_from == "unigram":
       # Node frequency in the closure, damped by ^0.75 (word2vec, N&K reference code;
       # gensim's PoincareModel uses raw counts).
@@ -307,6 +320,26 @@ class HierarchyTask:
     hard_mask = jnp.broadcast_to(data["hard_on"], hard.shape)
     return (jnp.concatenate([negatives, hard], axis=1),
             jnp.concatenate([mask, hard_mask], axis=1))
+
+  def refresh_params(self, params, epoch: int):
+    """The loop calls this before each jitted call: every ``reseat.every_epochs`` from
+    ``reseat.from_epoch`` on, moves stuck leaves next to a parent (:mod:`embedlab.train.reseat`).
+
+    Returns ``(params, info)``; ``info`` is ``None`` when nothing ran. A function of the table
+    and the epoch (its key is ``PRNGKey(seed + epoch)``), so a resumed run repeats it.
+    Optimizer state of a moved row (Riemannian Adam's moments) is kept as it was.
+    """
+    every = self.reseat.every_epochs
+    if not every or epoch < self.reseat.from_epoch or (epoch - self.reseat.from_epoch) % every:
+      return params, None
+    leaves, ancestors, parents = self._leaves
+    key = jax.random.PRNGKey(self.config.seed + epoch)
+    table, info = reseat_lib.reseat_leaves(
+        params["embeddings"], key, leaves=leaves, ancestors=ancestors, parents=parents,
+        manifold=self.manifold, c=self.c, num_nodes=self.num_nodes,
+        max_mean_rank=self.reseat.max_mean_rank, radii=tuple(self.reseat.radii),
+        num_directions=self.reseat.num_directions, chunk_size=1024)
+    return {**params, "embeddings": table}, info
 
   def refresh_data(self, params, data, epoch: int):
     """The loop calls this before each jitted call: recomputes the hard-negative pools from

@@ -56,6 +56,8 @@ class Task(Protocol):
   def finalize(self, params, workdir: pathlib.Path, results: dict) -> None: ...
   # Optional: refresh_data(params, data, epoch) -> data, called before each jitted call, for
   # data derived from the parameters (the hierarchy task's hard-negative pools).
+  # Optional: refresh_params(params, epoch) -> (params, info dict or None), called before it,
+  # for non-gradient moves of the parameters (the hierarchy task's re-seating of stuck leaves).
 
 
 @dataclasses.dataclass
@@ -222,6 +224,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       dynamic_ncols=True) as bar:
     while epoch < stop_at:
       tick = time.perf_counter()
+      if hasattr(task, "refresh_params"):
+        params, info = task.refresh_params(state["params"], epoch)
+        if info is not None:
+          state = {**state, "params": jax.device_put(params, shardings["params"])}
+          metrics_file.write(json.dumps({"epoch": epoch, **{f"reseat/{k}": v
+                                                            for k, v in info.items()}}) + "\n")
+          bar.write(f"epoch {epoch}: re-seated " + ", ".join(f"{k}={v}" for k, v in info.items()))
       if hasattr(task, "refresh_data"):  # data derived from the parameters (hard negatives)
         data = jax.device_put(task.refresh_data(state["params"], data, epoch), replicated)
       state, epoch_losses = run_epochs(state, data, train_key)
