@@ -124,7 +124,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.reseat.from_epoch = 0
   config.reseat.max_mean_rank = 10.0
   config.reseat.radii = (0.5, 1.0, 2.0, 4.0)
-  config.reseat.num_directions = 6
+  config.reseat.num_directions = 4
   config.reseat.max_parents = 2
   # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
   # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.

@@ -166,7 +166,7 @@ def _candidates(key, table, node_ids, parents, radii, *, manifold: Manifold, c,
 
 def reseat_leaves(table, key, *, leaves, ancestors, parents, manifold: Manifold, c=1.0,
                   num_nodes: int, max_mean_rank: float = 10.0,
-                  radii=(0.5, 1.0, 2.0, 4.0), num_directions: int = 6, chunk_size: int = 256):
+                  radii=(0.5, 1.0, 2.0, 4.0), num_directions: int = 4, chunk_size: int = 256):
   """Moves each stuck leaf to the best of its seats around its parents (see the module doc).
 
   A seat is scored by the exact change of the closure's whole rank sum were that leaf alone
