@@ -118,7 +118,8 @@ def base_config() -> ml_collections.ConfigDict:
   # reseat.from_epoch on (multiples of epochs_per_call; 0 = off), each leaf whose mean rank
   # exceeds max_mean_rank moves to the best of the seats at the radii around its first
   # max_parents parents (num_directions random directions + one towards it), when that lowers
-  # its own rank sum. A local search out of minima that gradient steps do not leave.
+  # the closure's whole rank sum (its own ranks and those it takes from other queries). A local
+  # search out of minima that gradient steps do not leave.
   config.reseat = ml_collections.ConfigDict()
   config.reseat.every_epochs = 0
   config.reseat.from_epoch = 0

@@ -112,10 +112,18 @@ def _truncate_metrics(path: pathlib.Path, last_epoch: int) -> None:
   """Drops lines logged after the checkpoint we resume from (a killed run's tail)."""
   if not path.exists():
     return
-  kept = [line for line in path.read_text().splitlines()
-          if line.strip() and json.loads(line).get("epoch", 0) <= last_epoch]
+
+  def kept(row: dict) -> bool:
+    # A line logged at the start of epoch e (before its training, "at": "start") describes
+    # something after checkpoint e, which the resumed run logs again.
+    if row.get("at") == "start":
+      return row["epoch"] < last_epoch
+    return row.get("epoch", 0) <= last_epoch
+
+  lines = [line for line in path.read_text().splitlines()
+           if line.strip() and kept(json.loads(line))]
   tmp = path.with_suffix(".jsonl.tmp")
-  tmp.write_text("".join(line + "\n" for line in kept))
+  tmp.write_text("".join(line + "\n" for line in lines))
   os.replace(tmp, path)
 
 
@@ -228,8 +236,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         params, info = task.refresh_params(state["params"], epoch)
         if info is not None:
           state = {**state, "params": jax.device_put(params, shardings["params"])}
-          metrics_file.write(json.dumps({"epoch": epoch, **{f"reseat/{k}": v
-                                                            for k, v in info.items()}}) + "\n")
+          metrics_file.write(json.dumps({"epoch": epoch, "at": "start",
+                                         **{f"reseat/{k}": v for k, v in info.items()}}) + "\n")
           bar.write(f"epoch {epoch}: re-seated " + ", ".join(f"{k}={v}" for k, v in info.items()))
       if hasattr(task, "refresh_data"):  # data derived from the parameters (hard negatives)
         data = jax.device_put(task.refresh_data(state["params"], data, epoch), replicated)

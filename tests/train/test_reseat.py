@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -158,5 +159,18 @@ def test_a_run_with_reseat_logs_each_pass_and_resumes_to_the_same_table(tmp_path
   # Stopped after epoch 2 and resumed: the pass at epoch 2 runs again, on the same table.
   train.run(_config(settings + ",stop_after_epochs=2"), tmp_path / "split")
   split = train.run(_config(settings), tmp_path / "split")
+  rows = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text()
+          .splitlines()]
+  assert [row["epoch"] for row in rows if "reseat/moved" in row] == [0, 2]   # each logged once
+  # A run killed after the pass of epoch 2 but before checkpoint 4: the resumed run drops the
+  # pass's line with the tail, runs the pass again and logs it once.
+  killed = tmp_path / "killed"
+  train.run(_config(settings + ",checkpoint_every_epochs=2"), killed)
+  shutil.rmtree(killed / "checkpoints" / "4")
+  again = train.run(_config(settings + ",checkpoint_every_epochs=2"), killed)
+  rows = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+  assert [row["epoch"] for row in rows if "reseat/moved" in row] == [0, 2]
+  np.testing.assert_allclose(np.asarray(again.params["embeddings"]),
+                             np.asarray(whole.params["embeddings"]), rtol=1e-6)
   np.testing.assert_allclose(np.asarray(split.params["embeddings"]),
                              np.asarray(whole.params["embeddings"]), rtol=1e-6)
