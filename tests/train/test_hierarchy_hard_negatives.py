@@ -12,6 +12,7 @@ import pytest
 
 from embedlab import train
 from embedlab.losses import hierarchy as hierarchy_loss
+from embedlab.train import hierarchy as hierarchy_task
 from tests.conftest import load_experiment, quiet_config
 
 _config = functools.partial(quiet_config, load_experiment("hierarchy"))
@@ -127,10 +128,8 @@ def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-
 def test_rank_weights_count_the_pool_members_nearer_than_each_ancestor():
   """Brute force: for edge (u, a), #pool(u) nearer to u than a, i.e. min(rank - 1, P)."""
-  from embedlab.train import hierarchy as hierarchy_task
   task = train.TASKS["hierarchy"](_config(HARD + ",rank_weighting=1.0"))
   key = jax.random.PRNGKey(3)
   table = task.manifold.random_point(key, (task.table_rows, task.ambient))
