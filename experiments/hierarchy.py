@@ -17,7 +17,8 @@ Launch (from the repository root):
 
 Presets: ``mammals`` (default), ``mammals_2d``, ``paper``, ``nouns``, ``nouns_reference`` (the
 reference code's nouns recipe, 1,500 epochs), ``nouns_hard`` (760 reference epochs, then 60
-annealed ones with hard negatives), ``smoke`` (a few seconds, for tests).
+annealed ones with hard negatives), ``mammals_caps`` and ``nouns_caps`` (nested caps: the
+closure built into the ball, no training), ``nouns_caps_tuned`` (nouns_caps + 20 epochs), ``smoke`` (a few seconds, for tests).
 Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
 (burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
 """
@@ -71,6 +72,22 @@ PRESETS = {
                    "hard_from_epoch": 760,
                    "eval_every_epochs": 20, "checkpoint_every_epochs": 5,
                    "epochs_per_call": 5, "eval.max_queries": 2000},
+    # No training: the closure built into the ball by nested caps (embedlab/models/
+    # nested_caps.py), float64, then the final all-query evaluation.
+    "mammals_caps": {"init": "nested_caps", "dtype": "float64", "epochs": 0,
+                     "burn_in_epochs": 0},
+    "nouns_caps": {"dataset": "nouns", "dim": 10, "init": "nested_caps", "dtype": "float64",
+                   "epochs": 0, "burn_in_epochs": 0, "eval.max_queries": 2000},
+    # nouns_caps, then 20 float64 epochs of the N&K loss (batch 50, lr 1.0 decaying linearly to
+    # 0, 3 hard negatives per pair from pools of 128 refreshed every 5 epochs): the training
+    # pulls in the ancestors the caps' layout tree leaves off (a DAG's second parents).
+    "nouns_caps_tuned": {"dataset": "nouns", "dim": 10, "init": "nested_caps",
+                         "dtype": "float64", "epochs": 20, "batch_size": 50,
+                         "optim.learning_rate": 1.0, "burn_in_epochs": 0,
+                         "optim.decay": "linear", "hard_negatives": 3, "hard_pool": 128,
+                         "hard_every_epochs": 5, "eval_every_epochs": 5,
+                         "checkpoint_every_epochs": 5, "epochs_per_call": 5,
+                         "eval.max_queries": 2000},
     "smoke": {"epochs": 4, "batch_size": 32, "num_negatives": 10, "burn_in_epochs": 1,
               "eval_every_epochs": 2, "checkpoint_every_epochs": 2, "epochs_per_call": 2,
               "plot": False},
@@ -90,6 +107,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.dim = 5
   config.dtype = "float32"
   config.init_scale = 1e-3
+  # "uniform" (N&K: points uniform in [-init_scale, init_scale] at the origin) or
+  # "nested_caps": the closure built into the ball without training (embedlab/models/
+  # nested_caps.py; Poincaré, float64), then `epochs` of training from there (0: none).
+  config.init = "uniform"
+  config.nested_caps = ml_collections.ConfigDict()
+  config.nested_caps.margin = 0.1
   # Start from another run's table (its embeddings.npz or workdir) instead of near the origin:
   # a fine-tune in one command. Nodes are matched by name; the schedule starts afresh.
   config.init_from = ml_collections.FieldReference(None, field_type=str)

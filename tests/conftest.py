@@ -9,9 +9,22 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def balanced_parent(branching: int, depth: int) -> np.ndarray:
+  """Parent ids of a balanced tree, breadth-first (root 0 has parent -1)."""
+  n = sum(branching ** level for level in range(depth + 1))
+  return np.concatenate([[-1], (np.arange(1, n) - 1) // branching])
+
+
+def random_parent(n: int, seed: int) -> np.ndarray:
+  """Parent ids of a random recursive tree: node i's parent is uniform in [0, i)."""
+  rng = np.random.default_rng(seed)
+  return np.concatenate([[-1], [rng.integers(i) for i in range(1, n)]])
 
 
 @pytest.fixture(scope="session", autouse=True)

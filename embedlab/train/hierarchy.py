@@ -56,6 +56,7 @@ from embedlab import geometry
 from embedlab import optim
 from embedlab.evals import reconstruction
 from embedlab.losses import hierarchy as hierarchy_loss
+from embedlab.models import nested_caps as nested_caps_lib
 from embedlab.train import plots
 from embedlab.train import reseat as reseat_lib
 from embedlab.train import sharding as sharding_lib
@@ -64,6 +65,8 @@ OPTIMIZERS = {"rsgd": optim.riemannian_sgd, "radam": optim.riemannian_adam}
 NEGATIVE_SOURCES = ("uniform", "unigram", "all", "batch")
 ROW_UPDATES = ("auto", "dense", "sparse")
 MODELS = ("distance", "translational")
+# "uniform": N&K's tiny box around the origin; "nested_caps": embedlab.models.nested_caps.
+INITS = ("uniform", "nested_caps")
 # presample_negatives="auto" draws an epoch's negatives up front when there are at most this
 # many (mammals, K = 50: 327k); larger graphs draw them in each step (bounded memory).
 PRESAMPLE_MAX_DRAWS = 1 << 22
@@ -108,6 +111,7 @@ class HierarchyTask:
     self.table_rows = sharding_lib.padded_rows(self.num_nodes)
     self.ambient = self.manifold.ambient_dim(config.dim)
     self.c = jnp.asarray(config.curvature, self.dtype)
+    _check_init(config, self.manifold.name)
 
     edges = self.train_closure.edges.astype(np.int32)
     offsets, targets = data_lib.csr(edges, self.num_nodes)
@@ -232,6 +236,13 @@ class HierarchyTask:
     m, c = self.manifold, self.c
     if self.config.get("init_from"):
       table = m.proj(jnp.asarray(self._vectors_from(self.config.init_from), self.dtype), c=c)
+    elif self.config.get("init", "uniform") == "nested_caps":
+      # Not projected: the deepest caps lie past the float64 ball margin (r ~ 23.7) and the
+      # construction's ranks need them there; training steps project the rows they move.
+      built = nested_caps_lib.nested_caps(
+          np.asarray(self.train_closure.edges), self.num_nodes, dim=self.config.dim,
+          margin=self.config.nested_caps.margin, c=float(self.c), seed=self.config.seed)
+      table = jnp.asarray(built.points, self.dtype)
     else:
       origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
       v = jax.random.uniform(key, origin.shape, self.dtype, -self.config.init_scale,
@@ -566,6 +577,25 @@ def _pool_outranked(table, pool, excluded, edge_slots, *, manifold, c):
   to_excluded = manifold.dist(x, table[excluded], c=c)                    # [N, W]
   counts = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(to_pool, to_excluded)
   return counts.reshape(-1)[edge_slots].astype(jnp.int32)
+
+
+def _check_init(config, geometry_name: str) -> None:
+  init = _choice(config.get("init", "uniform"), INITS, "init")
+  if init != "nested_caps":
+    return
+  if config.get("init_from"):
+    raise ValueError("init='nested_caps' builds the table; init_from loads one: set only one.")
+  if geometry_name != "poincare" or config.model != "distance" or config.dtype != "float64":
+    raise ValueError(f"init='nested_caps' builds Poincaré points up to ~37 from the origin, so it "
+                     f"needs geometry='poincare', model='distance' and dtype='float64'; got "
+                     f"{geometry_name!r}, {config.model!r}, {config.dtype!r}.")
+  if config.dim < 3:
+    raise ValueError(f"init='nested_caps' needs dim >= 3; got dim={config.dim}")
+  if config.link_prediction.test_fraction > 0:
+    # The held-out rows are implied by the training rows, so closing the training rows again
+    # (which the construction needs) would hand it the answers.
+    raise ValueError("init='nested_caps' needs the whole transitive closure; it cannot build "
+                     "from a link-prediction split (link_prediction.test_fraction > 0).")
 
 
 def _check_hard_negatives(config, num_nodes: int) -> None:

@@ -10,17 +10,9 @@ import pytest
 from embedlab import data
 from embedlab.evals import distortion
 from embedlab.models import combinatorial
+from tests.conftest import balanced_parent
 from tests.conftest import data_dir_or_skip
-
-
-def _balanced_parent(branching, depth):
-  n = sum(branching ** level for level in range(depth + 1))
-  return np.concatenate([[-1], (np.arange(1, n) - 1) // branching])
-
-
-def _random_parent(n, seed):
-  rng = np.random.default_rng(seed)
-  return np.concatenate([[-1], [rng.integers(i) for i in range(1, n)]])
+from tests.conftest import random_parent
 
 
 def _edges(parent):
@@ -35,10 +27,10 @@ def _rows(emb):
 
 # Trees (no data needed) x dimensions x precision. Each row is small enough for a second.
 TREES = {
-    "binary_depth4": _balanced_parent(2, 4),
-    "ternary_depth3": _balanced_parent(3, 3),
+    "binary_depth4": balanced_parent(2, 4),
+    "ternary_depth3": balanced_parent(3, 3),
     "path": np.arange(-1, 11),
-    "random_40": _random_parent(40, 0),
+    "random_40": random_parent(40, 0),
     "star_12": np.concatenate([[-1], np.zeros(12, int)]),
 }
 
@@ -187,7 +179,7 @@ def test_tau_from_precision_uses_the_bits_it_has(bits):
 
 def test_forest_hangs_from_a_virtual_root():
   # Two binary trees of depth 2 (7 nodes each), roots 0 and 7.
-  one = _balanced_parent(2, 2)
+  one = balanced_parent(2, 2)
   parent = np.concatenate([one, np.where(one >= 0, one + 7, -1)])
   emb = combinatorial.combinatorial_embedding(parent, dim=2, tau=2.0, precision=128)
   assert emb.virtual_root and emb.num_nodes == 14
