@@ -47,6 +47,7 @@ unrelated nodes. :func:`layout_tree` reports how many (node, ancestor) pairs tha
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import numpy as np
@@ -141,6 +142,13 @@ def layout_tree(edges, num_nodes: int) -> tuple[np.ndarray, int]:
   return parent, int(num_ancestors.sum() - depth.sum())
 
 
+@functools.lru_cache(maxsize=1024)
+def _cached_code(n: int, dim: int, seed: int) -> tuple[np.ndarray, float]:
+  points, chord = spherical_code(n, dim, seed=seed)
+  points.setflags(write=False)  # shared between calls
+  return points, chord
+
+
 def spherical_code(n: int, dim: int, *, seed: int = 0) -> tuple[np.ndarray, float]:
   """``n`` unit vectors in ``R^dim`` spread far apart, and their smallest pairwise chord.
 
@@ -226,12 +234,9 @@ def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: floa
   rng = np.random.default_rng(seed)
   directions = np.zeros((num_nodes, dim))
   cap = np.zeros(num_nodes)
-  codes: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
-
   def code(n, d):
-    if (n, d) not in codes:
-      codes[(n, d)] = spherical_code(n, d, seed=n)
-    return codes[(n, d)]
+    # Codes repeat across calls (the same child counts): cached for the process.
+    return _cached_code(n, d, n)
 
   def place_on_sphere(nodes):
     # Disjoint caps centred on a code of the whole sphere; capped at 60 degrees (r >= log 3)
