@@ -18,7 +18,8 @@ Launch (from the repository root):
 Presets: ``mammals`` (default), ``mammals_2d``, ``paper``, ``nouns``, ``nouns_reference`` (the
 reference code's nouns recipe, 1,500 epochs), ``nouns_hard`` (760 reference epochs, then 60
 annealed ones with hard negatives), ``mammals_caps`` and ``nouns_caps`` (nested caps: the
-closure built into the ball, no training), ``nouns_caps_tuned`` (nouns_caps + 20 epochs), ``smoke`` (a few seconds, for tests).
+closure built into the ball, no training), ``nouns_caps_tuned`` (nouns_caps + 20 epochs),
+``smoke`` (a few seconds, for tests).
 Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
 (burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
 """
