@@ -18,8 +18,9 @@ Launch (from the repository root):
 Presets: ``mammals`` (default), ``mammals_2d``, ``paper``, ``nouns``, ``nouns_reference`` (the
 reference code's nouns recipe, 1,500 epochs), ``nouns_hard`` (760 reference epochs, then 60
 annealed ones with hard negatives), ``mammals_caps`` and ``nouns_caps`` (nested caps: the
-closure built into the ball, no training), ``nouns_caps_tuned`` (nouns_caps + 20 epochs),
-``smoke`` (a few seconds, for tests).
+closure built into the ball, no training), ``mammals_caps_refined`` and ``nouns_caps_refined``
+(the caps then bent to fit the DAG: the nouns target in ~5 min), ``nouns_caps_tuned``
+(nouns_caps + 20 epochs), ``smoke`` (a few seconds, for tests).
 Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
 (burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
 """
@@ -79,6 +80,13 @@ PRESETS = {
                      "burn_in_epochs": 0},
     "nouns_caps": {"dataset": "nouns", "dim": 10, "init": "nested_caps", "dtype": "float64",
                    "epochs": 0, "burn_in_epochs": 0, "eval.max_queries": 2000},
+    # The caps bent to fit the DAG (embedlab/models/cap_refinement.py): 150 Adam steps on the
+    # sphere, no training of the N&K loss, then the final all-query evaluation.
+    "mammals_caps_refined": {"init": "nested_caps", "dtype": "float64", "epochs": 0,
+                             "burn_in_epochs": 0, "nested_caps.refine.steps": 150},
+    "nouns_caps_refined": {"dataset": "nouns", "dim": 10, "init": "nested_caps",
+                           "dtype": "float64", "epochs": 0, "burn_in_epochs": 0,
+                           "eval.max_queries": 2000, "nested_caps.refine.steps": 150},
     # nouns_caps, then 20 float64 epochs of the N&K loss (batch 50, lr 1.0 decaying linearly to
     # 0, 3 hard negatives per pair from pools of 128 refreshed every 5 epochs): the training
     # pulls in the ancestors the caps' layout tree leaves off (a DAG's second parents).
@@ -114,6 +122,13 @@ def base_config() -> ml_collections.ConfigDict:
   config.init = "uniform"
   config.nested_caps = ml_collections.ConfigDict()
   config.nested_caps.margin = 0.1
+  # Then bend the caps to fit the DAG (embedlab/models/cap_refinement.py): Adam steps on the
+  # sphere pulling every node's centre into all its ancestors' caps (0 steps: the tree layout).
+  config.nested_caps.refine = ml_collections.ConfigDict()
+  config.nested_caps.refine.steps = 0
+  config.nested_caps.refine.learning_rate = 0.005
+  config.nested_caps.refine.margin = 0.05
+  config.nested_caps.refine.mine_every = 25
   # Start from another run's table (its embeddings.npz or workdir) instead of near the origin:
   # a fine-tune in one command. Nodes are matched by name; the schedule starts afresh.
   config.init_from = ml_collections.FieldReference(None, field_type=str)

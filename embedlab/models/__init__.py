@@ -4,6 +4,8 @@ The nested-caps builder is ``embedlab.models.nested_caps.nested_caps`` (the modu
 here, so the function is not re-exported under it).
 """
 
+from embedlab.models.cap_refinement import RefinementRound
+from embedlab.models.cap_refinement import refine_caps
 from embedlab.models.combinatorial import CombinatorialEmbedding
 from embedlab.models.combinatorial import bits_needed
 from embedlab.models.combinatorial import combinatorial_embedding
@@ -15,9 +17,11 @@ from embedlab.models.nested_caps import NestedCaps
 __all__ = [
     "CombinatorialEmbedding",
     "NestedCaps",
+    "RefinementRound",
     "bits_needed",
     "combinatorial_embedding",
     "hmds",
+    "refine_caps",
     "tau_for_distortion",
     "tau_for_precision",
 ]

@@ -41,7 +41,8 @@ the construction clamps points at the ball margin of its dtype (``r ~ 23.7`` in 
 What a tree layout cannot do. A node with two or more direct parents in unrelated branches
 (a DAG, e.g. WordNet's ``person`` under ``organism`` and ``causal_agent``) sits in one
 parent's cap; for it and its descendants, ancestors off the layout path rank behind many
-unrelated nodes. :func:`layout_tree` reports how many (node, ancestor) pairs that concerns.
+unrelated nodes. :func:`layout_tree` reports how many (node, ancestor) pairs that concerns;
+:func:`embedlab.models.cap_refinement.refine_caps` then bends the caps to fit the DAG.
 """
 
 from __future__ import annotations
@@ -241,6 +242,8 @@ def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: floa
   def place_on_sphere(nodes):
     # Disjoint caps centred on a code of the whole sphere; capped at 60 degrees (r >= log 3)
     # so that a lone child does not sit at the origin.
+    if not len(nodes):  # a lone root
+      return
     points, chord = code(len(nodes), dim)
     half_angle = min(np.arcsin(min(chord, 2.0) / 2.0), np.pi / 3.0)
     directions[nodes] = points @ np.linalg.qr(rng.normal(size=(dim, dim)))[0]

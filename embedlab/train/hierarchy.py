@@ -40,9 +40,11 @@ step, and ~3.3x together with the pooled redraws of ``sample_negatives``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +58,7 @@ from embedlab import geometry
 from embedlab import optim
 from embedlab.evals import reconstruction
 from embedlab.losses import hierarchy as hierarchy_loss
+from embedlab.models import cap_refinement
 from embedlab.models import nested_caps as nested_caps_lib
 from embedlab.train import plots
 from embedlab.train import reseat as reseat_lib
@@ -242,6 +245,19 @@ class HierarchyTask:
       built = nested_caps_lib.nested_caps(
           np.asarray(self.train_closure.edges), self.num_nodes, dim=self.config.dim,
           margin=self.config.nested_caps.margin, c=float(self.c), seed=self.config.seed)
+      refine = self.config.nested_caps.refine
+      if refine.steps > 0:
+        tick = time.perf_counter()
+        built, rounds = cap_refinement.refine_caps(
+            np.asarray(self.train_closure.edges), self.num_nodes, built, steps=refine.steps,
+            learning_rate=refine.learning_rate, margin=refine.margin,
+            mine_every=refine.mine_every, c=float(self.c), progress=self.config.progress)
+        self.refinement = {"seconds": round(time.perf_counter() - tick, 3),
+                           "rounds": [dataclasses.asdict(r) for r in rounds]}
+        first, last = rounds[0], rounds[-1]
+        print(f"nested caps refined in {self.refinement['seconds']:.0f} s ({refine.steps} steps): "
+              f"ancestor pairs outside their caps {first.ancestor_violations} -> "
+              f"{last.ancestor_violations}, non-ancestor pairs held out {last.pool}")
       table = jnp.asarray(built.points, self.dtype)
     else:
       origin = m.origin((self.num_nodes, self.ambient), c=c, dtype=self.dtype)
@@ -549,6 +565,8 @@ class HierarchyTask:
     extra = {}
     if self.translational:
       extra["translation"] = np.asarray(params["translation"])
+    if getattr(self, "refinement", None):
+      results["nested_caps_refinement"] = self.refinement
     np.savez(workdir / "embeddings.npz", names=np.asarray(self.closure.names), vectors=vectors,
              geometry=self.manifold.name, curvature=float(self.c), **extra)
     if self.config.plot:
@@ -581,7 +599,15 @@ def _pool_outranked(table, pool, excluded, edge_slots, *, manifold, c):
 
 def _check_init(config, geometry_name: str) -> None:
   init = _choice(config.get("init", "uniform"), INITS, "init")
+  refine = config.nested_caps.refine if "nested_caps" in config else None
+  if refine is not None and (refine.steps < 0 or refine.mine_every < 1
+                             or not refine.learning_rate > 0 or not refine.margin >= 0):
+    raise ValueError(f"nested_caps.refine needs steps >= 0, mine_every >= 1, learning_rate > 0 "
+                     f"and margin >= 0; got {refine.to_dict()}")
   if init != "nested_caps":
+    if refine is not None and refine.steps > 0:
+      raise ValueError(f"nested_caps.refine.steps={refine.steps} bends the nested caps; it needs "
+                       f"init='nested_caps' (got init={init!r}).")
     return
   if config.get("init_from"):
     raise ValueError("init='nested_caps' builds the table; init_from loads one: set only one.")

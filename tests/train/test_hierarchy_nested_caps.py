@@ -71,3 +71,21 @@ def test_init_from_and_nested_caps_are_exclusive(built_run):
   workdir, _ = built_run
   with pytest.raises(ValueError, match="set only one"):
     train.TASKS["hierarchy"](_config(f"mammals_caps,init_from={workdir}"))
+
+
+def test_refined_run_beats_the_construction(built_run, tmp_path):
+  _, construction = built_run
+  with jax.enable_x64(True):
+    refined = train.run(_config("mammals_caps_refined,nested_caps.refine.steps=60"), tmp_path)
+  before, after = construction["metrics"], refined.results["metrics"]
+  assert after["sampled"] is False
+  assert after["mean_rank"] < before["mean_rank"] and after["map"] > before["map"]
+  rounds = refined.results["nested_caps_refinement"]["rounds"]
+  assert [r["step"] for r in rounds][-1] == 60 and rounds[-1]["loss"] < rounds[0]["loss"]
+
+
+def test_refinement_needs_nested_caps():
+  with pytest.raises(ValueError, match="needs init='nested_caps'"):
+    train.TASKS["hierarchy"](_config("mammals,nested_caps.refine.steps=10"))
+  with pytest.raises(ValueError, match="mine_every >= 1"):
+    train.TASKS["hierarchy"](_config("mammals_caps_refined,nested_caps.refine.mine_every=0"))

@@ -106,7 +106,8 @@ def test_every_preset_trains_restores_and_continues(tmp_path, preset):
   if hierarchy_config.PRESETS[preset].get("init") == "nested_caps":
     # The construction of the nouns takes minutes (twice here: run, then resume); the preset's
     # settings are exercised on the mammals (tests/models/test_nested_caps.py covers the builder).
-    overrides += ",dataset=mammals"
+    overrides += ",dataset=mammals,nested_caps.refine.steps=" + (
+        "10" if hierarchy_config.PRESETS[preset].get("nested_caps.refine.steps") else "0")
   elif preset.startswith("nouns"):
     data_dir_or_skip()
     overrides += ",eval.max_queries=200,batch=4096"
