@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -160,6 +161,7 @@ def _angle(a, b):
 
 
 def _objective(params, ancestor_pairs, negative_pairs, negative_mask, *, layout, margin):
+  """The squared hinges of the module docstring; also counts ancestors' caps missed."""
   directions, angles = _unpack(*params, layout)
   u, a = ancestor_pairs
   outside = jnp.log(_angle(directions[u], directions[a])) - jnp.log(angles[a]) + margin
@@ -291,5 +293,11 @@ def _with_caps(caps, directions, angles, *, c):
   # origin, nearer than the root to half the sphere.
   radii[placed] = np.maximum(
       nested_caps_lib.cap_radius_to_distance(np.minimum(angles[placed], np.pi / 2 - 1e-9)), 1e-3)
+  deep = int(np.sum(radii > nested_caps_lib._FLOAT64_RELIABLE_RADIUS))
+  if deep:
+    warnings.warn(f"{deep} of {len(radii)} refined nodes lie farther than "
+                  f"{nested_caps_lib._FLOAT64_RELIABLE_RADIUS} from the origin (max "
+                  f"{radii.max():.1f}), where float64 barely resolves the ball's boundary.",
+                  stacklevel=3)
   points = (np.tanh(radii / 2.0)[:, None] * directions) / np.sqrt(c)
   return dataclasses.replace(caps, points=points, radii=radii, cap_angles=angles)
