@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -194,6 +193,14 @@ def _mine(directions, angles, ancestor_keys, *, fixed, limit_scale):
   return rows[~related], cols[~related]
 
 
+def check_settings(*, steps: int, learning_rate: float, margin: float, mine_every: int) -> None:
+  """Raises ``ValueError`` unless :func:`refine_caps` can run with these settings."""
+  if steps < 0 or mine_every < 1 or not margin >= 0 or not learning_rate > 0:
+    raise ValueError(f"cap refinement needs steps >= 0, mine_every >= 1, margin >= 0 and "
+                     f"learning_rate > 0; got steps={steps}, mine_every={mine_every}, "
+                     f"margin={margin}, learning_rate={learning_rate}")
+
+
 def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, steps: int = 150,
                 learning_rate: float = 0.005, margin: float = 0.05, mine_every: int = 25,
                 mine_slack: float = 2.0, c: float = 1.0, progress: bool = False,
@@ -218,10 +225,7 @@ def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, step
     ``(refined NestedCaps, rounds)``: same layout tree and ``off_layout_pairs``; new points,
     radii and cap angles; one :class:`RefinementRound` per mining round.
   """
-  if steps < 0 or mine_every < 1 or not margin >= 0 or not learning_rate > 0:
-    raise ValueError(f"need steps >= 0, mine_every >= 1, margin >= 0 and learning_rate > 0; got "
-                     f"steps={steps}, mine_every={mine_every}, margin={margin}, "
-                     f"learning_rate={learning_rate}")
+  check_settings(steps=steps, learning_rate=learning_rate, margin=margin, mine_every=mine_every)
   edges = np.asarray(edges)
   if caps.points.shape[0] != num_nodes:
     raise ValueError(f"caps hold {caps.points.shape[0]} points for num_nodes={num_nodes}")
@@ -231,7 +235,7 @@ def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, step
     return caps, [RefinementRound(step=0, loss=0.0, ancestor_violations=0, mined=0, pool=0)]
   keep = ~layout.fixed[edges[:, 1]]
   ancestor_pairs = (edges[keep, 0], edges[keep, 1])
-  ancestor_keys = np.sort(edges[:, 0].astype(np.int64) * num_nodes + edges[:, 1])
+  ancestor_keys = edges[:, 0].astype(np.int64) * num_nodes + edges[:, 1]
   rounds: list[RefinementRound] = []
   # float64 throughout: the deepest caps are ~1e-8 rad wide.
   with jax.enable_x64(True):
@@ -280,24 +284,12 @@ def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, step
       bar.set_postfix(loss=f"{float(loss):.3g}", outside=int(violations), pool=len(pool),
                       refresh=False)
     bar.close()
-    directions, angles = (np.asarray(a) for a in _unpack(*params, layout))
+  # directions and angles: the last round's (it always runs at index == steps).
   return _with_caps(caps, directions, angles, c=c), rounds
 
 
 def _with_caps(caps, directions, angles, *, c):
   """``caps`` with new centres and angles (radii and points follow)."""
   angles = np.where(caps.cap_angles >= np.pi, np.pi, angles)
-  radii = np.zeros(len(angles))
-  placed = angles < np.pi
-  # A cap grown to a hemisphere or more has no radius (r <= 0): such a node sits next to the
-  # origin, nearer than the root to half the sphere.
-  radii[placed] = np.maximum(
-      nested_caps_lib.cap_radius_to_distance(np.minimum(angles[placed], np.pi / 2 - 1e-9)), 1e-3)
-  deep = int(np.sum(radii > nested_caps_lib._FLOAT64_RELIABLE_RADIUS))
-  if deep:
-    warnings.warn(f"{deep} of {len(radii)} refined nodes lie farther than "
-                  f"{nested_caps_lib._FLOAT64_RELIABLE_RADIUS} from the origin (max "
-                  f"{radii.max():.1f}), where float64 barely resolves the ball's boundary.",
-                  stacklevel=3)
-  points = (np.tanh(radii / 2.0)[:, None] * directions) / np.sqrt(c)
+  points, radii = nested_caps_lib.points_from_caps(directions, angles, c=c, stacklevel=4)
   return dataclasses.replace(caps, points=points, radii=radii, cap_angles=angles)

@@ -271,14 +271,28 @@ def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: floa
     cap[kids] = room / (1.0 + margin)
     stack.extend(kids)
 
-  radii = np.zeros(num_nodes)
-  placed = cap < np.pi
-  radii[placed] = cap_radius_to_distance(cap[placed])
-  deep = int(np.sum(radii > _FLOAT64_RELIABLE_RADIUS))
-  if deep:
-    warnings.warn(f"{deep} of {num_nodes} nodes lie farther than {_FLOAT64_RELIABLE_RADIUS} "
-                  f"from the origin (max {radii.max():.1f}), where float64 barely resolves "
-                  "the ball's boundary; their distances are approximate.", stacklevel=2)
-  points = (np.tanh(radii / 2.0)[:, None] * directions) / np.sqrt(c)
+  points, radii = points_from_caps(directions, cap, c=c, stacklevel=3)
   return NestedCaps(points=points, radii=radii, cap_angles=cap, layout_parent=parent,
                     off_layout_pairs=off_layout)
+
+
+def points_from_caps(directions, cap_angles, *, c: float = 1.0, stacklevel: int = 2):
+  """Poincaré points ``[N, dim]`` and radii ``[N]`` of nodes given their caps.
+
+  ``r = cap_radius_to_distance(theta)``; a cap of ``pi`` is the centred root (``r = 0``). A cap
+  of a hemisphere or more has no radius (``r <= 0``): such a node is put next to the origin
+  (``r = 1e-3``), nearer than the root to half the sphere (only cap refinement makes them; the
+  construction's caps stay below 60 degrees). Warns when nodes lie past the float64-reliable
+  radius (``stacklevel`` as for :func:`warnings.warn`, counted from this function).
+  """
+  radii = np.zeros(len(cap_angles))
+  placed = cap_angles < np.pi
+  radii[placed] = np.maximum(
+      cap_radius_to_distance(np.minimum(cap_angles[placed], np.pi / 2 - 1e-9)), 1e-3)
+  deep = int(np.sum(radii > _FLOAT64_RELIABLE_RADIUS))
+  if deep:
+    warnings.warn(f"{deep} of {len(radii)} nodes lie farther than {_FLOAT64_RELIABLE_RADIUS} "
+                  f"from the origin (max {radii.max():.1f}), where float64 barely resolves "
+                  "the ball's boundary; their distances are approximate.", stacklevel=stacklevel)
+  points = (np.tanh(radii / 2.0)[:, None] * directions) / np.sqrt(c)
+  return points, radii

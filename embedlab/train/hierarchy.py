@@ -86,6 +86,7 @@ class HierarchyTask:
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
+    self.refinement = None  # what init_params' cap refinement did, for results.json
     self.manifold = geometry.get(config.geometry)
     _choice(config.optim.name, OPTIMIZERS, "optimizer")
     _choice(config.negatives_from, NEGATIVE_SOURCES, "negatives_from")
@@ -565,7 +566,7 @@ class HierarchyTask:
     extra = {}
     if self.translational:
       extra["translation"] = np.asarray(params["translation"])
-    if getattr(self, "refinement", None):
+    if self.refinement is not None:
       results["nested_caps_refinement"] = self.refinement
     np.savez(workdir / "embeddings.npz", names=np.asarray(self.closure.names), vectors=vectors,
              geometry=self.manifold.name, curvature=float(self.c), **extra)
@@ -600,10 +601,8 @@ def _pool_outranked(table, pool, excluded, edge_slots, *, manifold, c):
 def _check_init(config, geometry_name: str) -> None:
   init = _choice(config.get("init", "uniform"), INITS, "init")
   refine = config.nested_caps.refine if "nested_caps" in config else None
-  if refine is not None and (refine.steps < 0 or refine.mine_every < 1
-                             or not refine.learning_rate > 0 or not refine.margin >= 0):
-    raise ValueError(f"nested_caps.refine needs steps >= 0, mine_every >= 1, learning_rate > 0 "
-                     f"and margin >= 0; got {refine.to_dict()}")
+  if refine is not None:  # before the construction: bad settings fail at once
+    cap_refinement.check_settings(**refine.to_dict())
   if init != "nested_caps":
     if refine is not None and refine.steps > 0:
       raise ValueError(f"nested_caps.refine.steps={refine.steps} bends the nested caps; it needs "
