@@ -19,7 +19,7 @@ Presets: ``mammals`` (default), ``mammals_2d``, ``paper``, ``nouns``, ``nouns_re
 reference code's nouns recipe, 1,500 epochs), ``nouns_hard`` (760 reference epochs, then 60
 annealed ones with hard negatives), ``mammals_caps`` and ``nouns_caps`` (nested caps: the
 closure built into the ball, no training), ``mammals_caps_refined`` and ``nouns_caps_refined``
-(the caps then bent to fit the DAG: the nouns target in ~5 min), ``nouns_caps_tuned``
+(the caps then bent to fit the DAG: the nouns target, ~10 min in all), ``nouns_caps_tuned``
 (nouns_caps + 20 epochs), ``smoke`` (a few seconds, for tests).
 Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
 (burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
