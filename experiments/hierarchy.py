@@ -27,7 +27,7 @@ Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn
 
 import ml_collections
 
-from embedlab.train.config import build_config
+from embedlab.train.config import build_config, loop_config
 
 ALIASES = {"lr": "optim.learning_rate", "negatives": "num_negatives",
            "burn_in": "burn_in_epochs", "batch": "batch_size", "optimizer": "optim.name",
@@ -104,11 +104,9 @@ PRESETS = {
 
 
 def base_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.task = "hierarchy"
-  config.preset = ""
-  config.dataset = "mammals"          # "mammals" (packaged) or "nouns" (EMBEDLAB_DATA_DIR)
-  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # dataset: "mammals" (packaged) or "nouns" (EMBEDLAB_DATA_DIR).
+  config = loop_config(task="hierarchy", dataset="mammals", epochs=300, eval_every_epochs=100,
+                       checkpoint_every_epochs=50)
   config.geometry = "poincare"        # any name in embedlab.geometry.GEOMETRIES
   # "distance": d(u, v) in the geometry; "translational": d(u + r, v), Euclidean only (N&K).
   config.model = "distance"
@@ -169,7 +167,6 @@ def base_config() -> ml_collections.ConfigDict:
   # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
   # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
   config.presample_negatives = "auto"
-  config.epochs = 300
   config.burn_in_epochs = 20
   config.burn_in_multiplier = 0.01
   config.optim = ml_collections.ConfigDict()
@@ -181,11 +178,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.decay_begin_epoch = ml_collections.FieldReference(None, field_type=int)
   config.optim.update_rule = "retr"   # "retr" (N&K) or "expmap"
   config.row_updates = "auto"        # "auto", "dense" or "sparse" (see embedlab/train/hierarchy.py)
-  config.seed = 0
-  config.epochs_per_call = 10
-  config.eval_every_epochs = 100
-  config.checkpoint_every_epochs = 50
-  config.stop_after_epochs = ml_collections.FieldReference(None, field_type=int)
   # Held-out share of the non-basic closure edges (N&K link prediction); 0 = reconstruction.
   config.link_prediction = ml_collections.ConfigDict()
   config.link_prediction.test_fraction = 0.0
@@ -194,8 +186,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.symmetric = False
   config.eval.max_queries = ml_collections.FieldReference(None, field_type=int)
   config.eval.final_all_queries = True  # the last evaluation ignores max_queries
-  config.plot = True
-  config.progress = True
   return config
 
 

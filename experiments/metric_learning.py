@@ -36,7 +36,7 @@ Presets: ``digits`` (default), ``wordnet_gloss``, ``smoke`` (seconds, for tests)
 
 import ml_collections
 
-from embedlab.train.config import build_config
+from embedlab.train.config import build_config, loop_config
 from embedlab.train.metric_learning import loss_defaults
 
 ALIASES = {"lr": "optim.learning_rate", "steps": "steps_per_epoch", "P": "classes_per_batch",
@@ -63,11 +63,9 @@ PRESETS = {
 
 
 def base_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.task = "metric_learning"
-  config.preset = ""
-  config.dataset = "digits"           # "digits" (scikit-learn) or "wordnet_gloss" (data dir)
-  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # dataset: "digits" (scikit-learn) or "wordnet_gloss" (data dir).
+  config = loop_config(task="metric_learning", dataset="digits", epochs=20, eval_every_epochs=10,
+                       checkpoint_every_epochs=10, plot=False)
   config.wordnet = ml_collections.ConfigDict()
   config.wordnet.depth = 7            # classes: nodes of this longest-path depth ...
   config.wordnet.min_items = 20       # ... with at least this many unambiguous descendants
@@ -84,7 +82,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.losses = loss_defaults()     # hyperparameters of every loss, e.g. losses.triplet.margin
   config.classes_per_batch = 5        # P
   config.samples_per_class = 16       # K
-  config.epochs = 20
   config.steps_per_epoch = 50
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3   # Adam(W)
@@ -92,16 +89,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.decay = "cosine"       # "none", "linear" or "cosine" over the whole run
   config.optim.final_multiplier = 0.0
   config.optim.class_lr_multiplier = 10.0  # learned proxies / class weights train faster
-  config.seed = 0
-  config.epochs_per_call = 10
-  config.eval_every_epochs = 10
-  config.checkpoint_every_epochs = 10
-  config.stop_after_epochs = ml_collections.FieldReference(None, field_type=int)
   config.eval = ml_collections.ConfigDict()
   config.eval.recall_ks = (1, 2, 4, 8)
   config.eval.baselines = True        # final eval adds raw-feature and untrained-encoder rows
-  config.plot = False
-  config.progress = True
   return config
 
 

@@ -42,7 +42,7 @@ Arg aliases: ``sources`` (eval.max_sources), ``bits`` (precision).
 
 import ml_collections
 
-from embedlab.train.config import build_config
+from embedlab.train.config import build_config, run_config
 
 ALIASES = {"sources": "eval.max_sources", "bits": "precision"}
 
@@ -72,11 +72,8 @@ PRESETS = {
 
 
 def base_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.task = "trees"
-  config.preset = ""
-  config.dataset = "smalltree"      # a name in embedlab.data.TREES, or "balanced" (no data)
-  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  # dataset: a name in embedlab.data.TREES, or "balanced" (no data). plot: 2-D only.
+  config = run_config(task="trees", dataset="smalltree")
   config.balanced = ml_collections.ConfigDict({"branching": 2, "depth": 5})
   config.root = 0                   # root of the BFS spanning tree
   config.method = "combinatorial"   # "combinatorial" or "hmds"
@@ -92,8 +89,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.max_sources = ml_collections.FieldReference(None, field_type=int)  # None: all
   config.eval.seed = 0
   config.eval.collapse_tol = 1e-6   # pairs with d_E < tol * scale * d_G count as collapsed
-  config.plot = True                # 2-D only
-  config.progress = True
   return config
 
 

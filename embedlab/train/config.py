@@ -13,6 +13,48 @@ from __future__ import annotations
 import ml_collections
 
 
+def run_config(*, task: str, dataset: str, plot: bool = True) -> ml_collections.ConfigDict:
+  """The fields every experiment has: what runs (``task``, ``preset``), on what data, and outputs.
+
+  Args:
+    task: a key of :data:`embedlab.train.TASKS` or :data:`embedlab.train.RUNNERS`.
+    dataset: the family's default dataset.
+    plot: whether the run writes its pictures by default.
+  """
+  config = ml_collections.ConfigDict()
+  config.task = task
+  config.preset = ""                  # set by build_config to the preset the arg names
+  config.dataset = dataset
+  # Where data that does not ship with the package lives (else $EMBEDLAB_DATA_DIR).
+  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  config.plot = plot
+  config.progress = True              # tqdm bars on the terminal
+  return config
+
+
+def loop_config(*, task: str, dataset: str, epochs: int, eval_every_epochs: int,
+                checkpoint_every_epochs: int, epochs_per_call: int = 10,
+                plot: bool = True) -> ml_collections.ConfigDict:
+  """:func:`run_config` plus the fields the shared training loop (``train.loop``) reads.
+
+  Args:
+    task, dataset, plot: as in :func:`run_config`.
+    epochs: length of the run.
+    eval_every_epochs: cadence of the periodic evaluation (the last epoch is always evaluated).
+    checkpoint_every_epochs: cadence of the orbax checkpoints (the last epoch is always saved).
+    epochs_per_call: epochs run by one jitted call (the loop uses the gcd with the cadences).
+  """
+  config = run_config(task=task, dataset=dataset, plot=plot)
+  config.seed = 0
+  config.epochs = epochs
+  config.epochs_per_call = epochs_per_call
+  config.eval_every_epochs = eval_every_epochs
+  config.checkpoint_every_epochs = checkpoint_every_epochs
+  # Stop (checkpointed, resumable) after this many epochs without changing the schedule.
+  config.stop_after_epochs = ml_collections.FieldReference(None, field_type=int)
+  return config
+
+
 def _coerce(text: str, current, key: str):
   if isinstance(current, bool):
     lowered = text.lower()
