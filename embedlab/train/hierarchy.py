@@ -104,7 +104,8 @@ class HierarchyTask:
     if self.translational and self.manifold.name != "euclidean":
       raise ValueError(f"model='translational' adds a vector to points, so it needs "
                        f"geometry='euclidean'; got {config.geometry!r}.")
-    self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir)
+    self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir,
+                                               format=config.dataset_format)
     self.split = None
     if config.link_prediction.test_fraction > 0:
       self.split = splits.link_prediction_split(
