@@ -48,6 +48,9 @@ from typing import Callable
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = "experiments/sweep.py"
+# The cells run `python -m embedlab.main` from the repository root, which imports this
+# checkout's embedlab; the sweep reads configs with the same one.
+sys.path.insert(0, str(REPO))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +247,7 @@ def run_cell(family: Family, cell: Cell, root: pathlib.Path, get_config) -> dict
     print("   finished before: read, not rerun", flush=True)
   else:
     log = root / f"{cell.name}.log"
+    tick = time.perf_counter()
     with open(log, "w") as out:
       proc = subprocess.run([sys.executable, *command[1:]], cwd=REPO, stdout=out,
                             stderr=subprocess.STDOUT, check=False)
@@ -251,6 +255,7 @@ def run_cell(family: Family, cell: Cell, root: pathlib.Path, get_config) -> dict
       row["error"] = _last_line(log)
       print(f"   error: {row['error']} (log: {log})", flush=True)
       return row
+    print(f"   done in {time.perf_counter() - tick:.1f} s (log: {log})", flush=True)
     results = json.loads((workdir / "results.json").read_text())
   row.update(metrics=results["metrics"], machine=results["machine"],
              wall_seconds_this_run=results["wall_seconds_this_run"])
@@ -293,10 +298,7 @@ def main(argv: list[str] | None = None) -> None:
   cells = family.cells(args)
   rows = []
   for cell in cells:
-    tick = time.perf_counter()
     rows.append(run_cell(family, cell, root, get_config))
-    if "metrics" in rows[-1]:
-      print(f"   done in {time.perf_counter() - tick:.1f} s", flush=True)
     (root / "table.json").write_text(json.dumps(rows, indent=2, default=float))
   sweep = shlex.join(["python", SCRIPT, *argv])
   table = (f"Produced by `{sweep}` on {_machines(rows)}.\n\n"

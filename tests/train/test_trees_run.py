@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from embedlab import main
 from embedlab import train
-from tests.conftest import load_experiment, quiet_config, run_main
+from tests.conftest import ROOT, load_experiment, quiet_config, run_main
 
 trees_config = load_experiment("trees")
 
@@ -110,3 +112,26 @@ def test_the_cli_summary_prints_what_a_result_has(results, shown, hidden):
   text = main._summary(results)
   assert all(label in text for label in shown), text
   assert not any(label in text for label in hidden), text
+
+
+_NO_BACKEND = """
+import sys
+import matplotlib
+import numpy as np
+from matplotlib import rcsetup
+from embedlab import train  # every task and runner, hence embedlab.train.plots
+from embedlab.train import plots
+plots.plot_tree(np.array([[0.0, 0.0], [0.5, 0.0]]), np.array([[0, 1]]), np.array([0.0, 1.1]),
+                sys.argv[1], title="two nodes")
+assert "matplotlib.pyplot" not in sys.modules
+assert dict.__getitem__(matplotlib.rcParams, "backend") is rcsetup._auto_backend_sentinel
+"""
+
+
+def test_pictures_leave_the_matplotlib_backend_unchosen(tmp_path):
+  """Importing embedlab and saving a picture picks no backend for the process (no pyplot)."""
+  path = tmp_path / "two.png"
+  proc = subprocess.run([sys.executable, "-c", _NO_BACKEND, str(path)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert path.stat().st_size > 0
