@@ -76,55 +76,89 @@ def _check_positive(config, *names):
     raise ValueError(f"{', '.join(bad)} must be positive; got {bad}")
 
 
+def _loss_spec(config: ml_collections.ConfigDict) -> losses.LossSpec:
+  """The registered loss ``config.loss``, checked against ``config.geometry``."""
+  spec = losses.loss_spec(config.loss)
+  if config.geometry not in spec.geometries:
+    raise ValueError(f"loss {config.loss!r} does not support geometry {config.geometry!r}; "
+                     f"it supports {list(spec.geometries)}")
+  return spec
+
+
+def _load_data(config: ml_collections.ConfigDict):
+  """``(dataset, split)``: the labelled features and their zero-shot split."""
+  options = {}
+  if config.dataset == "wordnet_gloss":
+    g = config.wordnet
+    options = dict(depth=g.depth, min_items=g.min_items, max_items=g.max_items,
+                   seed=config.split_seed)
+  dataset = features_lib.FEATURES[config.dataset](config.data_dir, **options)
+  split = features_lib.zero_shot_split(dataset, seen_test_fraction=config.seen_test_fraction,
+                                       seed=config.split_seed)
+  return dataset, split
+
+
+def _train_tables(dataset, split) -> dict:
+  """What the step reads: training ``features [T, F]`` and ``labels [T]`` (seen-class ids
+  ``0..C-1`` in the order of ``dataset.seen_classes``), and per class its training rows
+  ``members [C, max count]`` (zero-padded) and ``counts [C]``."""
+  num_classes = int(dataset.seen_classes.size)
+  seen_index = np.full(dataset.num_classes, -1, np.int32)
+  seen_index[dataset.seen_classes] = np.arange(num_classes)
+  train_labels = seen_index[dataset.labels[split.train]]
+  counts = np.bincount(train_labels, minlength=num_classes)
+  members = np.zeros((num_classes, counts.max()), np.int32)
+  for cls in range(num_classes):
+    rows = np.flatnonzero(train_labels == cls)
+    members[cls, :rows.size] = rows
+  return {"features": jnp.asarray(dataset.features[split.train]),
+          "labels": jnp.asarray(train_labels), "members": jnp.asarray(members),
+          "counts": jnp.asarray(counts, jnp.int32)}
+
+
+def _optimizer(optim_config: ml_collections.ConfigDict, *, total_steps: int):
+  """``(schedule, optimizer)``: Adam(W) under the decay schedule for the encoder, and the same
+  at ``class_lr_multiplier`` times the rate for the learned class vectors."""
+  schedule = optim.decay_schedule(
+      optim_config.learning_rate, kind=optim_config.decay, begin_step=0,
+      end_step=max(total_steps, 1), final_multiplier=optim_config.final_multiplier)
+  adam = lambda scale: optax.adamw(lambda s: scale * schedule(s),
+                                   weight_decay=optim_config.weight_decay)
+  optimizer = optax.multi_transform(
+      {"encoder": adam(1.0), "class_vectors": adam(optim_config.class_lr_multiplier)},
+      lambda params: {k: k for k in params})
+  return schedule, optimizer
+
+
 class MetricLearningTask:
-  """Builds data, encoder, optimizer and the pure step from a metric-learning config."""
+  """Builds data, encoder, loss, optimizer and the pure step from a metric-learning config."""
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.manifold = geometry.get(config.geometry)
-    self.spec = losses.loss_spec(config.loss)
-    if config.geometry not in self.spec.geometries:
-      raise ValueError(f"loss {config.loss!r} does not support geometry {config.geometry!r}; "
-                       f"it supports {list(self.spec.geometries)}")
+    self.spec = _loss_spec(config)
     if config.dataset not in features_lib.FEATURES:
       raise ValueError(f"unknown dataset {config.dataset!r}; expected one of "
                        f"{sorted(features_lib.FEATURES)}")
     _check_positive(config, "dim", "classes_per_batch", "samples_per_class", "steps_per_epoch")
     hidden = models.check_widths(config.model.hidden, name="model.hidden")
     self.c = jnp.asarray(config.curvature, jnp.float32)
-    options = {}
-    if config.dataset == "wordnet_gloss":
-      g = config.wordnet
-      options = dict(depth=g.depth, min_items=g.min_items, max_items=g.max_items,
-                     seed=config.split_seed)
-    self.dataset = features_lib.FEATURES[config.dataset](config.data_dir, **options)
-    self.split = features_lib.zero_shot_split(self.dataset,
-                                              seen_test_fraction=config.seen_test_fraction,
-                                              seed=config.split_seed)
-    ds = self.dataset
-    self.num_classes = int(ds.seen_classes.size)
+
+    # --- data: the class-balanced batches of the step (module docstring) -----------------------
+    self.dataset, self.split = _load_data(config)
+    self.num_classes = int(self.dataset.seen_classes.size)
     P, K = config.classes_per_batch, config.samples_per_class
     if P > self.num_classes:
       raise ValueError(f"classes_per_batch={P} exceeds the {self.num_classes} seen classes of "
                        f"{config.dataset!r}")
     if K < 2:
       raise ValueError(f"samples_per_class must be at least 2 (positives), got {K}")
-    # Seen-class ids 0..C-1 in the order of ds.seen_classes.
-    seen_index = np.full(ds.num_classes, -1, np.int32)
-    seen_index[ds.seen_classes] = np.arange(self.num_classes)
-    train_labels = seen_index[ds.labels[self.split.train]]
-    counts = np.bincount(train_labels, minlength=self.num_classes)
-    members = np.zeros((self.num_classes, counts.max()), np.int32)
-    for cls in range(self.num_classes):
-      rows = np.flatnonzero(train_labels == cls)
-      members[cls, :rows.size] = rows
-    self.data = {"features": jnp.asarray(ds.features[self.split.train]),
-                 "labels": jnp.asarray(train_labels), "members": jnp.asarray(members),
-                 "counts": jnp.asarray(counts, jnp.int32)}
+    self.data = _train_tables(self.dataset, self.split)
     self.steps_per_epoch = config.steps_per_epoch
     self.table_rows = 0  # No embedding table: every parameter is replicated.
     self.batch_size = P * K
 
+    # --- encoder, class points, optimizer --------------------------------------------------
     self.model = models.MLP(hidden=hidden, out=config.dim)
     self.ambient = self.manifold.ambient_dim(config.dim)
     self.fixed_class_points = None
@@ -132,16 +166,8 @@ class MetricLearningTask:
       # Directions; each prototype loss places them on the manifold itself.
       self.fixed_class_points = jnp.asarray(
           self.spec.fixed_basis(self.num_classes, config.dim, config.seed), jnp.float32)
-
-    total_steps = config.epochs * self.steps_per_epoch
-    self._schedule = optim.decay_schedule(
-        config.optim.learning_rate, kind=config.optim.decay, begin_step=0,
-        end_step=max(total_steps, 1), final_multiplier=config.optim.final_multiplier)
-    adam = lambda scale: optax.adamw(lambda s: scale * self._schedule(s),
-                                     weight_decay=config.optim.weight_decay)
-    self.optimizer = optax.multi_transform(
-        {"encoder": adam(1.0), "class_vectors": adam(config.optim.class_lr_multiplier)},
-        lambda params: {k: k for k in params})
+    self._schedule, self.optimizer = _optimizer(
+        config.optim, total_steps=config.epochs * self.steps_per_epoch)
     self._check_loss_traces()
     self._baselines: dict[str, float] | None = None
 

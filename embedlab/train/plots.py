@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pathlib
 
+import chex
 import matplotlib.collections
 import matplotlib.figure
 import matplotlib.patches
@@ -163,6 +164,9 @@ def plot_tree(points, edges, radii, path, *, title: str) -> pathlib.Path:
     title: the figure's title, e.g. :func:`tree_title`.
   """
   points, edges, radii = np.asarray(points), np.asarray(edges), np.asarray(radii)
+  chex.assert_shape(points, (None, 2))
+  chex.assert_shape(edges, (None, 2))
+  chex.assert_shape(radii, points.shape[:1])
   angle = np.arctan2(points[:, 1], points[:, 0])
   stretched = (radii / max(float(radii.max()), 1e-12))[:, None] * np.stack(
       [np.cos(angle), np.sin(angle)], axis=1)
