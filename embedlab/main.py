@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -20,12 +19,21 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+# (results.json key, label) of the run-level numbers the summary prints when a result has them:
+# training runs have epochs and train seconds, one-shot runners (trees) build and eval seconds.
+_SUMMARY_KEYS = (("epochs_completed", "epochs"),
+                 ("train_seconds_this_run", "train seconds (this run)"),
+                 ("build_seconds", "build seconds"),
+                 ("eval_seconds", "eval seconds"),
+                 ("wall_seconds_this_run", "wall seconds (this run)"))
+
+
 def _summary(results: dict) -> str:
-  rows = [("epochs", results["epochs_completed"]),
-          ("train seconds (this run)", results["train_seconds_this_run"]),
-          ("wall seconds (this run)", results["wall_seconds_this_run"]),
-          ("device", f"{results['machine']['device_kind']} x{results['machine']['num_devices']}")]
-  rows += [(k, v) for k, v in results.get("metrics", {}).items()]
+  """The run's timings, device and metrics, one per line."""
+  rows = [(label, results[key]) for key, label in _SUMMARY_KEYS if key in results]
+  machine = results["machine"]
+  rows.append(("device", f"{machine['device_kind']} x{machine['num_devices']}"))
+  rows += list(results.get("metrics", {}).items())
   width = max(len(k) for k, _ in rows)
   return "\n".join(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}"
                    for k, v in rows)

@@ -1,4 +1,4 @@
-r"""Deep metric learning in every geometry (issue #4): zero-shot retrieval on unseen classes.
+r"""Deep metric learning in every geometry: zero-shot retrieval on unseen classes.
 
 An MLP encoder is trained with one metric-learning loss on the seen classes; Precision@1,
 R-precision, MAP@R and k-means NMI are reported on the unseen classes (``unseen_*``), on
@@ -12,7 +12,7 @@ Launch (from the repository root):
   # The default: scikit-learn's 8x8 digits, seen classes 0-4, unseen 5-9, triplet batch-hard,
   # Euclidean, dim 32 (~10 s on one CPU core).
   python -m embedlab.main --config experiments/metric_learning.py:digits --workdir runs/ml_digits
-  # Any loss in embedlab.train.metric_learning.LOSSES (contrastive, triplet, multi_similarity,
+  # Any loss in embedlab.losses.LOSSES (contrastive, triplet, multi_similarity,
   # centroid_triplet, *_snr, ntxent, supcon, infonce, npair, prototypical, proxy_nca,
   # proxy_anchor, cosface, arcface, metrix_*, ebv, hyperspherical_prototype,
   # busemann_prototype) in any geometry it supports; aliases lr, steps, P, K, wd:
@@ -22,22 +22,26 @@ Launch (from the repository root):
   # A loss hyperparameter from the command line:
   python -m embedlab.main --config experiments/metric_learning.py:digits,geometry=sphere \
       --config.losses.triplet.margin=0.1 --workdir runs/ml_digits_sphere
-  # Tuple fields take x-separated items (the comma separates overrides):
+  # Tuple fields take x-separated items (the comma separates overrides); model.hidden= (empty)
+  # gives a linear encoder:
   python -m embedlab.main --config experiments/metric_learning.py:digits,eval.recall_ks=1x5x10 \
       --workdir runs/ml_digits_recall
+  python -m embedlab.main --config experiments/metric_learning.py:digits,model.hidden=512x128 \
+      --workdir runs/ml_digits_512x128
   # WordNet noun glosses (MiniLM features) labelled by their depth-7 hypernym, 335 classes, half
   # unseen (needs EMBEDLAB_DATA_DIR or --config.data_dir pointing at shared/data):
   python -m embedlab.main --config experiments/metric_learning.py:wordnet_gloss \
       --workdir runs/ml_wordnet_gloss
-  # The loss x geometry grid (each cell one such run): experiments/metric_learning_table.py.
+  # The loss x geometry grid (each cell one such run):
+  python experiments/sweep.py metric_learning --preset digits --workdir runs/ml_table_digits
 
 Presets: ``digits`` (default), ``wordnet_gloss``, ``smoke`` (seconds, for tests).
 """
 
 import ml_collections
 
+from embedlab.losses import loss_defaults
 from embedlab.train.config import build_config, loop_config
-from embedlab.train.metric_learning import loss_defaults
 
 ALIASES = {"lr": "optim.learning_rate", "steps": "steps_per_epoch", "P": "classes_per_batch",
            "K": "samples_per_class", "wd": "optim.weight_decay"}
@@ -77,9 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.clip_radius = 2.0            # hyperbolic: feature norm clipped before exp_0 (0: off)
   config.dim = 32
   config.model = ml_collections.ConfigDict()
-  config.model.hidden = "256x256"    # hidden widths, "" for a linear encoder
-  config.loss = "triplet"             # a name in embedlab.train.metric_learning.LOSSES
-  config.losses = loss_defaults()     # hyperparameters of every loss, e.g. losses.triplet.margin
+  config.model.hidden = (256, 256)    # hidden widths: model.hidden=256x256; empty: linear
+  config.loss = "triplet"             # a name in embedlab.losses.LOSSES
+  # Hyperparameters of every loss, e.g. losses.triplet.margin.
+  config.losses = ml_collections.ConfigDict(loss_defaults())
   config.classes_per_batch = 5        # P
   config.samples_per_class = 16       # K
   config.steps_per_epoch = 50

@@ -46,6 +46,9 @@ from embedlab.train.config import build_config, run_config
 
 ALIASES = {"sources": "eval.max_sources", "bits": "precision"}
 
+# h-MDS of a graph with cycles in 10 dimensions (no reference figure).
+_HMDS_10 = {"method": "hmds", "dim": 10, "scale": 0.1}
+
 PRESETS = {
     # 40 nodes, height 3; finishes in a second or two (plus the interpreter).
     "smoke": {"dataset": "balanced", "balanced.branching": 3, "balanced.depth": 3,
@@ -60,9 +63,9 @@ PRESETS = {
     "phylo_hmds": {"dataset": "phylo", "method": "hmds", "dim": 100, "scale": 0.1},
     # Graphs with cycles, in 2-D at high precision (no reference figure) and with h-MDS in 10.
     "diseasome_combinatorial": {"dataset": "diseasome", "eps": 1.0, "precision": "512"},
-    "diseasome_hmds": {"dataset": "diseasome", "method": "hmds", "dim": 10, "scale": 0.1},
+    "diseasome_hmds": {"dataset": "diseasome", **_HMDS_10},
     "csphd_combinatorial": {"dataset": "csphd", "eps": 1.0, "precision": "768"},
-    "csphd_hmds": {"dataset": "csphd", "method": "hmds", "dim": 10, "scale": 0.1},
+    "csphd_hmds": {"dataset": "csphd", **_HMDS_10},
     # Paper abstract: MAP 0.989 in 2 dimensions. eps 1 gives tau 22.9 (max degree 404) and a
     # deepest point 340 from the origin: 589 bits needed, 640 used. Distortion and MAP over
     # the rows of 1,000 sampled source nodes (~85 s here; all 74,374 rows would take ~1.7 h).

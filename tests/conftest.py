@@ -49,6 +49,8 @@ def load_experiment(name: str):
   path = ROOT / "experiments" / f"{name}.py"
   spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
   module = importlib.util.module_from_spec(spec)
+  # Registered first, as an import would: dataclasses look their module up while it runs.
+  sys.modules[spec.name] = module
   spec.loader.exec_module(module)
   return module
 

@@ -4,7 +4,8 @@ Modules: ``hierarchy`` (Nickel & Kiela negative sampling), ``metric`` (pair / tr
 multi-similarity / centroid-triplet losses, SNR distance), ``contrastive`` (NT-Xent, SupCon,
 InfoNCE, N-pair, prototypical), ``proxy`` (ProxyNCA, Proxy Anchor, CosFace, ArcFace),
 ``prototypes`` (equiangular basis vectors, hyperspherical and Busemann prototypes) and
-``mixup`` (Metrix).
+``mixup`` (Metrix). ``registry`` maps metric-learning loss names to adapters a task calls
+uniformly (:data:`LOSSES`, :class:`LossSpec`).
 """
 
 from embedlab.losses.contrastive import (
@@ -21,6 +22,7 @@ from embedlab.losses.prototypes import (
     busemann_prototype_loss, ebv_loss, equiangular_basis_vectors, extend_prototypes,
     hyperspherical_prototype_loss, hyperspherical_prototypes, max_pairwise_cosine)
 from embedlab.losses.proxy import arcface_loss, cosface_loss, proxy_anchor_loss, proxy_nca_loss
+from embedlab.losses.registry import LOSSES, LossSpec, loss_defaults, loss_spec
 
 __all__ = [
     # hierarchy
@@ -39,4 +41,6 @@ __all__ = [
     # mixup (Metrix)
     "Mixes", "metrix_contrastive_loss", "metrix_multi_similarity_loss",
     "metrix_proxy_anchor_loss", "mix_embeddings", "mix_points", "sample_mixes",
+    # registry (metric learning)
+    "LOSSES", "LossSpec", "loss_defaults", "loss_spec",
 ]

@@ -3,9 +3,14 @@
 Every experiment file's ``get_config(arg)`` uses :func:`build_config`: the first bare word picks
 a preset, ``key=value`` items override fields (dotted keys reach nested fields; short aliases
 such as ``lr`` are declared per experiment). Values are coerced to the type of the field they
-replace, so a typo in a value fails loudly here instead of deep inside the run. Tuple fields
-take ``x``-separated items (``eval.recall_ks=1x5x10``; the comma already separates overrides),
-each coerced to the type of the field's current items; an empty value gives an empty tuple.
+replace (as declared in the base config, so a preset that empties a tuple or writes an int into
+a float field does not change what later overrides parse to), so a typo in a value fails loudly
+here instead of deep inside the run. Tuple fields take ``x``-separated items
+(``eval.recall_ks=1x5x10``, ``model.hidden=256x256``; the comma already separates overrides),
+each coerced to the type of the field's items; an empty value gives an empty tuple.
+
+Presets may build on one another by plain dict composition:
+``PRESETS["b"] = {**PRESETS["a"], "dim": 2}``.
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ def build_config(arg: str | None, *, base: ml_collections.ConfigDict,
       overrides.append((aliases.get(key, key), value))
   nullable = _nullable_fields(base)
   for key, value in overrides:
-    _set(config, key, value, nullable=key in nullable)
+    _set(config, key, value, nullable=key in nullable, base=base)
   return config
 
 
@@ -141,18 +146,23 @@ def _nullable_fields(config: ml_collections.ConfigDict, prefix: str = "") -> set
   return names
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value, *, nullable: bool) -> None:
+def _set(config: ml_collections.ConfigDict, dotted: str, value, *, nullable: bool,
+         base: ml_collections.ConfigDict) -> None:
   *parents, leaf = dotted.split(".")
-  node = config
+  node, declared = config, base
   for part in parents:
     if part not in node:
       raise ValueError(f"unknown config field {dotted!r}")
-    node = node[part]
+    node, declared = node[part], declared[part]
   if leaf not in node:
     raise ValueError(f"unknown config field {dotted!r}; fields here: {sorted(node.keys())}")
   if isinstance(value, str):
+    # Parsed to the declared type; a field declared None takes the type of its current value.
+    template = node[leaf] if declared[leaf] is None else declared[leaf]
+    if isinstance(template, (tuple, list)) and not template:
+      template = node[leaf]  # declared empty: the current items say what the items are
     # A field declared as a FieldReference (None default) stays nullable after a preset
     # gives it a value: "none" resets it.
-    value = None if nullable and value.lower() == "none" else _coerce(value, node[leaf], dotted)
+    value = None if nullable and value.lower() == "none" else _coerce(value, template, dotted)
   with node.ignore_type():
     node[leaf] = value

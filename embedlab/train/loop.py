@@ -6,7 +6,9 @@ experiment families; this module owns everything they share: the workdir layout,
 the donated jitted epoch function, the NaN guard, logging and progress.
 
 Workdir layout: ``config.json``, ``metrics.jsonl`` (one JSON object per epoch and per eval),
-``checkpoints/<epoch>/`` (orbax), ``results.json`` and whatever the task's ``finalize`` writes.
+``checkpoints/<epoch>/`` (orbax), ``results.json`` (:mod:`embedlab.train.outputs`: the loop adds
+``epochs_completed`` and ``train_seconds_this_run``, and ``metrics`` once the run is finished)
+and whatever the task's ``finalize`` writes.
 
 Determinism: the PRNG key of epoch ``e`` is ``fold_in(train_key, e)`` and every call runs the
 same number of epochs, so a run resumed from the checkpoint of epoch ``k`` computes exactly what
@@ -20,7 +22,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import time
 from typing import Any, Callable, Protocol
 
@@ -32,6 +33,7 @@ import optax
 import tqdm
 
 from embedlab.train import checkpoint as checkpoint_lib
+from embedlab.train import outputs
 from embedlab.train import sharding as sharding_lib
 
 # Config fields that may change between a run and its resumption without invalidating it.
@@ -66,10 +68,6 @@ class Outcome:
   results: dict
 
 
-def _config_dict(config: ml_collections.ConfigDict) -> dict:
-  return json.loads(config.to_json_best_effort())
-
-
 def _flatten(tree: dict, prefix: str = "") -> dict:
   """``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``."""
   flat = {}
@@ -83,7 +81,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def _check_or_write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   path = workdir / "config.json"
-  current = _config_dict(config)
+  current = outputs.config_dict(config)
   if path.exists():
     try:
       previous = json.loads(path.read_text())
@@ -103,9 +101,7 @@ def _check_or_write_config(workdir: pathlib.Path, config: ml_collections.ConfigD
     if added:
       print(f"Note: {path} predates the config fields "
             + ", ".join(f"{k}={now[k]!r}" for k in added) + "; resuming with these values.")
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-  os.replace(tmp, path)  # atomic: a crash never leaves a truncated config.json
+  outputs.write_json(path, current)
 
 
 def _truncate_metrics(path: pathlib.Path, last_epoch: int) -> None:
@@ -122,16 +118,14 @@ def _truncate_metrics(path: pathlib.Path, last_epoch: int) -> None:
 
   lines = [line for line in path.read_text().splitlines()
            if line.strip() and kept(json.loads(line))]
-  tmp = path.with_suffix(".jsonl.tmp")
-  tmp.write_text("".join(line + "\n" for line in lines))
-  os.replace(tmp, path)
+  outputs.write_text(path, "".join(line + "\n" for line in lines))
 
 
 def chunk_epochs(config: ml_collections.ConfigDict) -> int:
   """Epochs per jitted call: divides every cadence, so all calls have the same length."""
   chunk = config.epochs_per_call
   for every in (config.epochs, config.eval_every_epochs, config.checkpoint_every_epochs,
-                config.get("stop_after_epochs")):
+                config.stop_after_epochs):
     if every:
       chunk = math.gcd(chunk, int(every))
   return max(chunk, 1)
@@ -169,25 +163,6 @@ def build_epoch_fn(task: Task, mesh, epochs_per_call: int) -> Callable:
   return jax.jit(run_epochs, donate_argnums=0)
 
 
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
-def machine_info() -> dict:
-  """Where a run ran: platform, device kind and count, CPU model, jax version (for results)."""
-  device = jax.devices()[0]
-  return {"platform": device.platform, "device_kind": device.device_kind,
-          "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-          "processor": _cpu_model(),
-          "jax": jax.__version__}
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
                        task: Task) -> Outcome:
   """Trains ``task`` under ``config``, resuming from ``workdir`` if it holds a checkpoint."""
@@ -222,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   epochs_per_call = chunk_epochs(config)
   run_epochs = build_epoch_fn(task, mesh, epochs_per_call)
   stop_at = config.epochs
-  if config.get("stop_after_epochs"):
+  if config.stop_after_epochs:
     stop_at = min(stop_at, int(config.stop_after_epochs))
   epoch = int(state["epoch"])
   train_time = 0.0
@@ -267,16 +242,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         checkpointer.save(epoch, state)
   checkpointer.close()
 
-  results = {"epochs_completed": epoch, "finished": epoch >= config.epochs,
-             "train_seconds_this_run": round(train_time, 3),
-             "wall_seconds_this_run": None, "machine": machine_info()}
+  results = outputs.new_results(finished=epoch >= config.epochs, epochs_completed=epoch,
+                                train_seconds_this_run=round(train_time, 3))
   if epoch >= config.epochs:
     if not last_eval:
       last_eval = task.evaluate(state["params"], final=True)
     results["metrics"] = last_eval
     task.finalize(state["params"], workdir, results)
-  results["wall_seconds_this_run"] = round(time.perf_counter() - wall_start, 3)
-  tmp = workdir / "results.json.tmp"
-  tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
-  os.replace(tmp, workdir / "results.json")
+  outputs.write_results(workdir, results, wall_start=wall_start)
   return Outcome(params=state["params"], results=results)

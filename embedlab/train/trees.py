@@ -10,31 +10,27 @@ against the *original* graph (:mod:`embedlab.evals.distortion`) and writes to th
   ``parent`` (the spanning tree, combinatorial only), the scale, and for high precision the
   exact fixed-point coordinates as hex strings ``fixed_hex`` with ``frac_bits``
   (``x = int(h, 16) / 2**frac_bits``);
-* ``<dataset>_<method>_dim2.png`` for 2-D embeddings (the disk, and a view with radius
-  proportional to the hyperbolic distance from the origin, where deep levels stay apart);
+* ``<dataset>_<method>_dim2.png`` for 2-D embeddings (:func:`embedlab.train.plots.plot_tree`);
 * ``results.json``: metrics, sizes, timings (``build_seconds``, ``eval_seconds``,
-  ``wall_seconds_this_run``) and the machine.
+  ``wall_seconds_this_run``) and the machine (:mod:`embedlab.train.outputs`). Nothing is
+  trained, so it has none of the training loop's keys (``epochs_completed``,
+  ``train_seconds_this_run``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import time
 
-import matplotlib
+import ml_collections
+import numpy as np
 
-matplotlib.use("Agg")  # Headless: experiments run on servers and in CI.
-import matplotlib.collections  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-
-from embedlab import data as data_lib  # noqa: E402
-from embedlab import models  # noqa: E402
-from embedlab.evals import distortion  # noqa: E402
-from embedlab.train import loop  # noqa: E402
+from embedlab import data as data_lib
+from embedlab import models
+from embedlab.evals import distortion
+from embedlab.train import loop
+from embedlab.train import outputs
+from embedlab.train import plots
 
 # config.tau: a number, or a rule: "eps" (the tau whose worst-case distortion bound is
 # 1 + config.eps) or "precision" (the largest tau the bits afford).
@@ -110,12 +106,6 @@ def _hmds(config, graph):
 BUILDERS = {"combinatorial": _combinatorial, "hmds": _hmds}
 
 
-def _write_json(path: pathlib.Path, value) -> None:
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=float))
-  os.replace(tmp, path)  # atomic: a crash never leaves a truncated file
-
-
 def run(config: ml_collections.ConfigDict, workdir) -> loop.Outcome:
   """Builds ``config.method`` on ``config.dataset``, evaluates it and writes ``workdir``."""
   wall_start = time.perf_counter()
@@ -123,7 +113,7 @@ def run(config: ml_collections.ConfigDict, workdir) -> loop.Outcome:
     raise ValueError(f"unknown method {config.method!r}; expected one of {sorted(BUILDERS)}")
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _write_json(workdir / "config.json", json.loads(config.to_json_best_effort()))
+  outputs.write_json(workdir / "config.json", outputs.config_dict(config))
 
   graph = load_graph(config)
   tick = time.perf_counter()
@@ -138,64 +128,16 @@ def run(config: ml_collections.ConfigDict, workdir) -> loop.Outcome:
 
   np.savez_compressed(workdir / "embeddings.npz", points=points, ids=graph.ids,
                       method=config.method, **arrays)
-  results = {
-      "task": "trees", "method": config.method, "dataset": config.dataset,
-      "graph": graph.source, "num_nodes": graph.num_nodes, "num_edges": graph.num_edges,
-      "dim": config.dim, **info, "metrics": metrics,
-      "build_seconds": round(build_seconds, 3), "eval_seconds": round(eval_seconds, 3),
-      # main.py's summary reads the training loop's keys: nothing is trained here, and the
-      # one-shot build stands in for the training time.
-      "epochs_completed": 0, "finished": True,
-      "train_seconds_this_run": round(build_seconds, 3),
-      "machine": loop.machine_info(),
-  }
+  results = outputs.new_results(
+      finished=True, task="trees", method=config.method, dataset=config.dataset,
+      graph=graph.source, num_nodes=graph.num_nodes, num_edges=graph.num_edges,
+      dim=config.dim, **info, metrics=metrics, build_seconds=round(build_seconds, 3),
+      eval_seconds=round(eval_seconds, 3))
   if config.plot and config.dim == 2:
+    # The construction's radii are exact, also where float64 points sit on the rim.
+    radii = arrays["radii"] if "radii" in arrays else plots.disk_radii(points)
     name = f"{config.dataset}_{config.method}_dim2.png"
-    _plot(points, drawn, _radii(points, arrays), workdir / name,
-          title=_title(config, results))
+    plots.plot_tree(points, drawn, radii, workdir / name, title=plots.tree_title(results))
     results["plot"] = name
-  results["wall_seconds_this_run"] = round(time.perf_counter() - wall_start, 3)
-  _write_json(workdir / "results.json", results)
+  outputs.write_results(workdir, results, wall_start=wall_start)
   return loop.Outcome(params={"points": points}, results=results)
-
-
-def _radii(points, arrays) -> np.ndarray:
-  if "radii" in arrays:  # Exact, also where float64 points sit on the rim.
-    return arrays["radii"]
-  return 2.0 * np.arctanh(np.minimum(np.linalg.norm(points, axis=1), 1.0 - 1e-16))
-
-
-def _title(config, results) -> str:
-  m = results["metrics"]
-  precision = results.get("precision")
-  precision = f"{precision} bits" if isinstance(precision, int) else precision
-  scale = (f"tau {results['tau']:.3g}, {precision}" if "tau" in results
-           else f"scale {results['scale']:.3g}")
-  return (f"{config.dataset} · {config.method} · dim 2 · {scale}\nMAP {m['map']:.3f} · "
-          f"D_avg {m['average_distortion']:.3f} · D_wc {m['worst_case_distortion']:.3g}")
-
-
-def _plot(points, edges, radii, path: pathlib.Path, *, title: str) -> None:
-  """Two panels: the Poincaré disk, and angle kept with radius ∝ hyperbolic distance.
-
-  ``edges`` (``[E, 2]``) are drawn as straight segments: the spanning tree for the
-  combinatorial construction, the graph for h-MDS.
-  """
-  angle = np.arctan2(points[:, 1], points[:, 0])
-  stretched = (radii / max(float(radii.max()), 1e-12))[:, None] * np.stack(
-      [np.cos(angle), np.sin(angle)], axis=1)
-  fig, axes = plt.subplots(1, 2, figsize=(14, 7))
-  for ax, xy, label in [(axes[0], points, "Poincaré disk"),
-                        (axes[1], stretched, "radius ∝ distance to the origin")]:
-    ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.3", lw=1))
-    segments = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1)
-    ax.add_collection(matplotlib.collections.LineCollection(segments, colors="0.7", lw=0.3))
-    ax.scatter(xy[:, 0], xy[:, 1], s=2, c=radii, cmap="viridis", zorder=2)
-    ax.set_xlim(-1.05, 1.05)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_aspect("equal")
-    ax.set_title(label)
-    ax.axis("off")
-  fig.suptitle(title)
-  fig.savefig(path, dpi=120, bbox_inches="tight")
-  plt.close(fig)

@@ -3,7 +3,7 @@
 The PML values are constants printed by (pytorch-metric-learning 2.9.0, torch 2.13.0+cpu,
 faiss-cpu 1.15.1)::
 
-  /work/benchvenv/bin/python benchmarks/pml_retrieval.py --reference
+  python benchmarks/pml_retrieval.py --reference   # with the bench extra installed
 
 with ``AccuracyCalculator(include=("precision_at_1", "r_precision",
 "mean_average_precision_at_r"), k="max_bin_count")`` on the example rebuilt by :func:`_example`

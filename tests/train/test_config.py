@@ -17,12 +17,16 @@ def _base():
   config.eval = ml_collections.ConfigDict()
   config.eval.recall_ks = (1, 2, 4, 8)
   config.eval.margins = (0.1, 0.2)
+  config.hidden = (256, 256)
   return config
 
 
 def _build(arg):
   return build_config(arg, base=_base(),
-                      presets={"small": {"dim": 2}, "big": {"dim": 64}, "set": {"optional": 3}},
+                      presets={"small": {"dim": 2}, "big": {"dim": 64}, "set": {"optional": 3},
+                               # Values a preset writes as they are, not parsed from text.
+                               "linear": {"hidden": ""}, "wide": {"hidden": "512"},
+                               "whole_lr": {"lr": 1}},
                       default_preset="small", aliases={"k": "eval.recall_ks"})
 
 
@@ -42,6 +46,13 @@ def _build(arg):
     ("k=3", "eval.recall_ks", (3,)),                # alias, one item
     ("eval.recall_ks=", "eval.recall_ks", ()),      # empty tuple
     ("eval.margins=0.5x1", "eval.margins", (0.5, 1.0)),
+    ("hidden=64x32", "hidden", (64, 32)),
+    ("hidden=", "hidden", ()),
+    ("wide", "hidden", (512,)),                     # a preset's text is parsed like an override
+    ("linear", "hidden", ()),
+    # Later overrides parse to the declared type, whatever an earlier value left behind.
+    ("linear,hidden=64", "hidden", (64,)),
+    ("whole_lr,lr=0.5", "lr", 0.5),
 ])
 def test_overrides_are_coerced_to_the_field_type(arg, field, expected):
   value = _build(arg)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import functools
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from embedlab import main
 from embedlab import train
-from tests.conftest import load_experiment, quiet_config, run_main
+from tests.conftest import ROOT, load_experiment, quiet_config, run_main
 
 trees_config = load_experiment("trees")
 
 _config = functools.partial(quiet_config, trees_config)
 
 
+@pytest.mark.slow
 def test_smoke_preset_through_the_cli(tmp_path):
   proc = run_main(["--config", "experiments/trees.py:smoke", "--workdir", str(tmp_path)])
-  assert "map" in proc.stdout and "results.json" in proc.stdout
+  assert "map" in proc.stdout and "build seconds" in proc.stdout
+  assert "results.json" in proc.stdout and "epochs" not in proc.stdout
   for name in ["config.json", "results.json", "embeddings.npz"]:
     assert (tmp_path / name).is_file(), name
   config = json.loads((tmp_path / "config.json").read_text())
@@ -42,6 +47,8 @@ def test_plot_and_hmds_in_process(tmp_path):
   outcome = train.run(_config("smoke,plot=true"), tmp_path / "comb")
   assert (tmp_path / "comb" / "balanced_combinatorial_dim2.png").is_file()
   assert outcome.results["plot"] == "balanced_combinatorial_dim2.png"
+  # Nothing is trained: none of the training loop's keys.
+  assert not {"epochs_completed", "train_seconds_this_run"} & set(outcome.results)
   assert outcome.params["points"].shape == (40, 2)
   hmds = train.run(_config("smoke,method=hmds,dim=3,scale=0.5"), tmp_path / "hmds")
   metrics = hmds.results["metrics"]
@@ -82,3 +89,49 @@ def test_tau_from_precision(tmp_path):
 def test_bad_configs_fail_clearly(tmp_path, arg, error):
   with pytest.raises(ValueError, match=error):
     train.run(_config(arg), tmp_path)
+
+
+_MACHINE = {"device_kind": "cpu", "num_devices": 1}
+
+
+@pytest.mark.parametrize("results, shown, hidden", [
+    # A training run (embedlab.train.loop).
+    ({"epochs_completed": 4, "train_seconds_this_run": 1.5, "wall_seconds_this_run": 2.0,
+      "finished": True, "machine": _MACHINE, "metrics": {"map": 0.5}},
+     ["epochs", "train seconds (this run)", "wall seconds", "cpu x1", "map"],
+     ["build seconds"]),
+    # A one-shot runner (trees): build and eval seconds, no epochs.
+    ({"build_seconds": 0.1, "eval_seconds": 0.2, "wall_seconds_this_run": 0.4,
+      "finished": True, "machine": _MACHINE, "metrics": {"map": 1.0}},
+     ["build seconds", "eval seconds", "wall seconds", "map"], ["epochs", "train seconds"]),
+    # Stopped before the end: no metrics yet.
+    ({"epochs_completed": 2, "train_seconds_this_run": 1.0, "wall_seconds_this_run": 1.2,
+      "finished": False, "machine": _MACHINE}, ["epochs"], ["map"]),
+])
+def test_the_cli_summary_prints_what_a_result_has(results, shown, hidden):
+  text = main._summary(results)
+  assert all(label in text for label in shown), text
+  assert not any(label in text for label in hidden), text
+
+
+_NO_BACKEND = """
+import sys
+import matplotlib
+import numpy as np
+from matplotlib import rcsetup
+from embedlab import train  # every task and runner, hence embedlab.train.plots
+from embedlab.train import plots
+plots.plot_tree(np.array([[0.0, 0.0], [0.5, 0.0]]), np.array([[0, 1]]), np.array([0.0, 1.1]),
+                sys.argv[1], title="two nodes")
+assert "matplotlib.pyplot" not in sys.modules
+assert dict.__getitem__(matplotlib.rcParams, "backend") is rcsetup._auto_backend_sentinel
+"""
+
+
+def test_pictures_leave_the_matplotlib_backend_unchosen(tmp_path):
+  """Importing embedlab and saving a picture picks no backend for the process (no pyplot)."""
+  path = tmp_path / "two.png"
+  proc = subprocess.run([sys.executable, "-c", _NO_BACKEND, str(path)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert path.stat().st_size > 0
