@@ -1,5 +1,7 @@
-"""Dataset loaders: hierarchy closures (and, later, triples, features, tfds builders)."""
+"""Dataset loaders: hierarchy closures (the structure itself is :mod:`embedlab.graphs`), trees,
+features and tfds builders."""
 
+from embedlab.data.closure import CLOSURE_FORMATS
 from embedlab.data.closure import CLOSURES
 from embedlab.data.closure import Closure
 from embedlab.data.closure import ClosureFormatError
@@ -20,6 +22,7 @@ from embedlab.data.trees import load_edge_list
 from embedlab.data.trees import load_named_tree
 
 __all__ = [
+    "CLOSURE_FORMATS",
     "CLOSURES",
     "Closure",
     "ClosureFormatError",

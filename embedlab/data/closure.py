@@ -1,14 +1,44 @@
-"""Transitive closures of hierarchies (e.g. WordNet nouns) as integer edge lists.
+"""Hierarchies from files: transitive closures (e.g. WordNet nouns) as integer edge lists.
 
-File format (one edge a line, no header, UTF-8, optionally gzipped)::
+The structure itself (:class:`~embedlab.graphs.Closure`, :class:`~embedlab.graphs.Csr`,
+:func:`~embedlab.graphs.csr`) lives in :mod:`embedlab.graphs` and is re-exported here; this
+module reads files and knows the named datasets. Three file formats (UTF-8, plain or gzipped,
+detected from the content), selected by ``format``:
+
+``"tsv"``: a closure, one row a line, no header::
 
   child<TAB>ancestor
 
-A row ``u<TAB>v`` says that ``v`` is a proper ancestor of ``u`` (hypernym and instance-hypernym
-links for WordNet, as in Nickel & Kiela, "Poincaré Embeddings for Learning Hierarchical
-Representations", NeurIPS 2017). Blank lines and lines starting with ``#`` are skipped; anything
-else that is not exactly two non-empty tab-separated fields, or that is a self-loop, raises
-:class:`ClosureFormatError` naming the file and the 1-based line.
+  A row ``u<TAB>v`` says that ``v`` is a proper ancestor of ``u`` (hypernym and
+  instance-hypernym links for WordNet, as in Nickel & Kiela, "Poincaré Embeddings for
+  Learning Hierarchical Representations", NeurIPS 2017). gensim's ``PoincareRelations`` reads
+  the same layout (two tab-separated nodes a line, ``kangaroo<TAB>mammal`` for "a kangaroo is
+  a mammal"), so its relation files load as they are. The rows are used as given: they should
+  already be transitively closed (use ``"edges"`` to have embedlab close them).
+
+``"csv"``: the closure CSV of the reference implementation (facebookresearch/
+poincare-embeddings), with a header::
+
+  id1,id2,weight
+
+  ``id1`` is the child, ``id2`` its ancestor; ``weight`` must parse as a number and is
+  ignored. The header names the columns (any order, extra columns allowed and ignored, names
+  case-insensitive); fields may be quoted as in any CSV.
+
+``"edges"``: direct links only, one a line, no header, in the same column order::
+
+  child<TAB>parent
+
+  The second column is the parent. embedlab computes the transitive closure
+  (:func:`embedlab.graphs.transitive_closure`) and refuses links that form a cycle, naming
+  the nodes on it.
+
+``"auto"`` reads CSV when the file name ends in ``.csv`` (or ``.csv.gz``) or its first line is
+a header naming ``id1`` and ``id2``, else the closure TSV; an edge list is never guessed (its
+rows look like a closure's), so ask for ``"edges"``. In the TSV formats blank lines and lines
+starting with ``#`` are skipped; in every format anything else that does not match, a
+self-loop, or bytes that are not UTF-8 raise :class:`ClosureFormatError` naming the file, the
+1-based line and what was expected.
 
 Node ids are positions in the sorted list of names, so the same file always gives the same ids,
 whatever the row order. Edges are ``int32 [E, 2]`` rows ``(child id, ancestor id)``, sorted and
@@ -20,85 +50,42 @@ or the ``EMBEDLAB_DATA_DIR`` environment variable; nothing is downloaded.
 
 from __future__ import annotations
 
-import dataclasses
+import csv
 import gzip
 import importlib.resources
+import io
 import os
 import pathlib
 from typing import Callable
 
 import numpy as np
 
+from embedlab.graphs import Closure
+from embedlab.graphs import CycleError
+from embedlab.graphs import csr
+from embedlab.graphs import sorted_unique_edges
+from embedlab.graphs import symmetrize
+from embedlab.graphs import transitive_closure
+
 DATA_DIR_ENV = "EMBEDLAB_DATA_DIR"
 NOUN_CLOSURE_PATH = "wordnet/noun_closure.tsv.gz"
+# Accepted by load_closure(format=...); "auto" picks "csv" or "tsv" (module docstring).
+CLOSURE_FORMATS = ("auto", "tsv", "csv", "edges")
 _MAMMAL_RESOURCE = "resources/mammal_closure.tsv"
 _EXPECTED = "exactly two non-empty tab-separated fields 'child<TAB>ancestor'"
+_EXPECTED_LINK = "exactly two non-empty tab-separated fields 'child<TAB>parent'"
+_EXPECTED_CSV = ("a header naming the columns id1,id2,weight, then rows 'child,ancestor,weight' "
+                 "(the reference implementation's closure CSV)")
+_CSV_COLUMNS = ("id1", "id2", "weight")
 _GZIP_MAGIC = b"\x1f\x8b"
+
+__all__ = ["CLOSURES", "CLOSURE_FORMATS", "Closure", "ClosureFormatError", "DATA_DIR_ENV",
+           "csr", "load_closure", "load_named_closure", "mammal_closure", "noun_closure",
+           "read_data_text", "resolve_data_dir", "sorted_unique_edges", "symmetrize"]
 
 
 class ClosureFormatError(ValueError):
-  """A closure file that does not follow the ``child<TAB>ancestor`` format."""
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Closure:
-  """A transitive closure over named nodes.
-
-  Attributes:
-    names: ``N`` node names, sorted; the index of a name is its node id.
-    edges: ``int32 [E, 2]`` rows ``(child id, ancestor id)``, sorted lexicographically, no
-      duplicates, no self-loops. Read-only.
-  """
-
-  names: tuple[str, ...]
-  edges: np.ndarray
-
-  def __post_init__(self):
-    edges = np.asarray(self.edges)
-    if edges.ndim != 2 or edges.shape[1] != 2:
-      raise ValueError(f"edges must have shape [E, 2], got {edges.shape}.")
-    edges = edges.astype(np.int32, copy=False)
-    if edges.size and (edges.min() < 0 or edges.max() >= len(self.names)):
-      raise ValueError(f"edge ids must lie in [0, {len(self.names)}), got "
-                       f"[{edges.min()}, {edges.max()}].")
-    # Frozen means frozen: a caller writing into `edges` would silently change every user.
-    edges = edges.view()
-    edges.flags.writeable = False
-    object.__setattr__(self, "names", tuple(self.names))
-    object.__setattr__(self, "edges", edges)
-
-  @property
-  def num_nodes(self) -> int:
-    return len(self.names)
-
-  @property
-  def num_edges(self) -> int:
-    return int(self.edges.shape[0])
-
-  def name_to_id(self) -> dict[str, int]:
-    """A fresh ``{name: id}`` dict (built on each call; keep it if you need it often)."""
-    return {name: i for i, name in enumerate(self.names)}
-
-  def __repr__(self) -> str:
-    return f"Closure(num_nodes={self.num_nodes}, num_edges={self.num_edges})"
-
-
-def sorted_unique_edges(edges: np.ndarray, num_nodes: int) -> np.ndarray:
-  """Sorts ``[E, 2]`` rows lexicographically and drops duplicates.
-
-  Packs each row into one int64 key: a 1-D sort is ~20x faster than ``np.unique(axis=0)``.
-  """
-  edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-  key = np.sort(edges[:, 0] * max(num_nodes, 1) + edges[:, 1])
-  if key.size:
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-  out = np.empty((key.size, 2), np.int32)
-  out[:, 0], out[:, 1] = np.divmod(key, max(num_nodes, 1))
-  return out
-
-
-def _num_nodes_of(edges: np.ndarray) -> int:
-  return int(edges.max()) + 1 if edges.size else 0
+  """A closure or edge file that does not follow its format."""
 
 
 def read_data_text(path: pathlib.Path, *, kind: str = "Closure file",
@@ -110,7 +97,7 @@ def read_data_text(path: pathlib.Path, *, kind: str = "Closure file",
   1-based line and ``expected``.
   """
   if not path.is_file():
-    hint = (f" Set {DATA_DIR_ENV} (e.g. {DATA_DIR_ENV}=../shared/data) or --config.data_dir "
+    hint = (f" Set {DATA_DIR_ENV} (e.g. {DATA_DIR_ENV}=/path/to/data) or --config.data_dir "
             "to the folder that holds the data.")
     raise FileNotFoundError(f"{kind} not found: '{path}'." + hint)
   raw = path.read_bytes()
@@ -130,24 +117,10 @@ def _describe(line: str) -> str:
   return f"{num_fields} field(s) in {shown!r}"
 
 
-def load_closure(path: str | os.PathLike) -> Closure:
-  """Reads a ``child<TAB>ancestor`` closure file (plain or gzipped).
-
-  Args:
-    path: the file; gzip compression is detected from the content.
-
-  Returns:
-    The :class:`Closure`, ids assigned by sorted name.
-
-  Raises:
-    FileNotFoundError: the file does not exist (the message says how to point
-      ``EMBEDLAB_DATA_DIR`` at the data).
-    ClosureFormatError: a line is not two non-empty tab-separated fields, is a self-loop, is
-      not UTF-8, or the file holds no edge. The message names the file and the 1-based line.
-  """
-  path = pathlib.Path(path)
-  text = read_data_text(path)
-  children, ancestors = [], []
+def _read_pairs(text: str, path: pathlib.Path, *, upper: str):
+  """``(children, uppers, line numbers)`` of a two-column TSV; ``upper`` names column 2."""
+  expected = _EXPECTED if upper == "ancestor" else _EXPECTED_LINK
+  children, uppers, lines = [], [], []
   # A plain loop over str.split is the fast path here (~1 s for the 743k-line noun closure);
   # every check is a cheap comparison so the error can name the exact line.
   for number, line in enumerate(text.split("\n"), start=1):
@@ -156,57 +129,141 @@ def load_closure(path: str | os.PathLike) -> Closure:
       continue
     fields = line.split("\t")
     if len(fields) != 2:
-      raise ClosureFormatError(f"{path}:{number}: found {_describe(line)}; expected {_EXPECTED}.")
-    child, ancestor = fields
-    if not child.strip() or not ancestor.strip():
-      which = "child" if not child.strip() else "ancestor"
+      raise ClosureFormatError(f"{path}:{number}: found {_describe(line)}; expected {expected}.")
+    child, above = fields
+    if not child.strip() or not above.strip():
+      which = "child" if not child.strip() else upper
       raise ClosureFormatError(f"{path}:{number}: found an empty {which} field in {line!r}; "
-                               f"expected {_EXPECTED}.")
-    if child == ancestor:
-      raise ClosureFormatError(f"{path}:{number}: found the self-loop {line!r}; a closure row "
-                               "names a *proper* ancestor, expected child != ancestor.")
+                               f"expected {expected}.")
+    if child == above:
+      raise ClosureFormatError(f"{path}:{number}: found the self-loop {line!r}; a row names a "
+                               f"*proper* {upper}, expected child != {upper}.")
     children.append(child)
-    ancestors.append(ancestor)
+    uppers.append(above)
+    lines.append(number)
   if not children:
     raise ClosureFormatError(f"{path}: found no edges (the file is empty or holds only blank "
-                             f"and '#' lines); expected lines of {_EXPECTED}.")
+                             f"and '#' lines); expected lines of {expected}.")
+  return children, uppers, lines
+
+
+def _read_csv(text: str, path: pathlib.Path):
+  """``(children, ancestors, line numbers)`` of the reference implementation's closure CSV."""
+  reader = csv.reader(io.StringIO(text, newline=""))
+  columns = None
+  children, ancestors, lines = [], [], []
+  for row in reader:
+    number = reader.line_num
+    if not row or not any(field.strip() for field in row):
+      continue
+    if columns is None:
+      names = [field.strip().lower() for field in row]
+      names[0] = names[0].lstrip("\ufeff")
+      missing = [name for name in _CSV_COLUMNS if names.count(name) != 1]
+      if missing:
+        raise ClosureFormatError(f"{path}:{number}: found the header {','.join(row)!r} "
+                                 f"(no single {', '.join(missing)} column); expected "
+                                 f"{_EXPECTED_CSV}.")
+      columns = [names.index(name) for name in _CSV_COLUMNS]
+      width = len(names)
+      continue
+    if len(row) != width:
+      raise ClosureFormatError(f"{path}:{number}: found {len(row)} comma-separated field(s) in "
+                               f"{','.join(row)!r}; expected {width} as in the header.")
+    child, ancestor, weight = (row[i] for i in columns)
+    if not child.strip() or not ancestor.strip():
+      which = "id1 (child)" if not child.strip() else "id2 (ancestor)"
+      raise ClosureFormatError(f"{path}:{number}: found an empty {which} field; expected "
+                               f"{_EXPECTED_CSV}.")
+    try:
+      float(weight)
+    except ValueError:
+      raise ClosureFormatError(f"{path}:{number}: found the weight {weight!r}; expected a "
+                               "number.") from None
+    if child == ancestor:
+      raise ClosureFormatError(f"{path}:{number}: found the self-loop {child!r} -> "
+                               f"{ancestor!r}; a row names a *proper* ancestor, expected "
+                               "id1 != id2.")
+    children.append(child)
+    ancestors.append(ancestor)
+    lines.append(number)
+  if columns is None or not children:
+    found = "no header" if columns is None else "a header but no rows"
+    raise ClosureFormatError(f"{path}: found {found}; expected {_EXPECTED_CSV}.")
+  return children, ancestors, lines
+
+
+def _numbered(children: list[str], uppers: list[str]):
+  """Sorted names and ``int64 [E, 2]`` rows of ids."""
   # A dict lookup is ~7x faster than np.unique(..., return_inverse=True) on 1.5M strings.
-  names = sorted(set(children).union(ancestors))
+  names = sorted(set(children).union(uppers))
   ids = {name: i for i, name in enumerate(names)}
-  edges = np.empty((len(children), 2), np.int64)
-  edges[:, 0] = [ids[name] for name in children]
-  edges[:, 1] = [ids[name] for name in ancestors]
-  return Closure(names=tuple(names), edges=sorted_unique_edges(edges, len(names)))
+  rows = np.empty((len(children), 2), np.int64)
+  rows[:, 0] = [ids[name] for name in children]
+  rows[:, 1] = [ids[name] for name in uppers]
+  return names, rows
 
 
-def csr(edges, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-  """Compressed sparse rows of a directed edge list.
+def _sniff(path: pathlib.Path, text: str) -> str:
+  """``"csv"`` or ``"tsv"`` for ``format="auto"`` (see the module docstring)."""
+  if path.name.lower().endswith((".csv", ".csv.gz")):
+    return "csv"
+  first = next((line for line in text.split("\n", 64)[:64] if line.strip()), "")
+  fields = [field.strip().strip('"').lower() for field in first.lstrip("\ufeff").split(",")]
+  return "csv" if "id1" in fields and "id2" in fields else "tsv"
+
+
+def load_closure(path: str | os.PathLike, *, format: str = "auto") -> Closure:
+  """Reads a closure from a file (plain or gzipped) in one of the formats of the module doc.
 
   Args:
-    edges: ``int [E, 2]`` rows ``(source, target)``.
-    num_nodes: ``N``; ids must lie in ``[0, N)``.
+    path: the file; gzip compression is detected from the content.
+    format: ``"auto"``, ``"tsv"`` (``child<TAB>ancestor`` closure rows), ``"csv"`` (the
+      reference implementation's ``id1,id2,weight``) or ``"edges"`` (``child<TAB>parent``
+      direct links, closed here).
 
   Returns:
-    ``(offsets int32 [N + 1], targets int32 [E])``: the targets of node ``i`` are
-    ``targets[offsets[i]:offsets[i + 1]]``, sorted ascending (duplicates kept).
+    The :class:`Closure`, ids assigned by sorted name.
+
+  Raises:
+    FileNotFoundError: the file does not exist (the message says how to point
+      ``EMBEDLAB_DATA_DIR`` at the data).
+    ClosureFormatError: a line that does not match the format, a self-loop, bytes that are not
+      UTF-8, no rows, or (``"edges"``) links with a cycle. The message names the file and, for
+      a line, its 1-based number.
+    ValueError: an unknown ``format``.
   """
-  edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-  if edges.size and (edges.min() < 0 or edges.max() >= num_nodes):
-    raise ValueError(f"edge ids must lie in [0, {num_nodes}), got "
-                     f"[{edges.min()}, {edges.max()}].")
-  order = np.lexsort((edges[:, 1], edges[:, 0]))
-  targets = edges[order, 1].astype(np.int32)
-  counts = np.bincount(edges[:, 0], minlength=num_nodes)
-  offsets = np.zeros(num_nodes + 1, np.int32)
-  np.cumsum(counts, out=offsets[1:])
-  return offsets, targets
+  if format not in CLOSURE_FORMATS:
+    raise ValueError(f"unknown closure format {format!r}; expected one of "
+                     f"{', '.join(CLOSURE_FORMATS)}.")
+  path = pathlib.Path(path)
+  expected = {"csv": _EXPECTED_CSV, "edges": _EXPECTED_LINK}.get(format, _EXPECTED)
+  text = read_data_text(path, expected=expected)
+  if format == "auto":
+    format = _sniff(path, text)
+  if format == "csv":
+    names, rows = _numbered(*_read_csv(text, path)[:2])
+  else:
+    children, uppers, lines = _read_pairs(text, path, upper="parent" if format == "edges"
+                                          else "ancestor")
+    names, rows = _numbered(children, uppers)
+    if format == "edges":
+      try:
+        rows = transitive_closure(rows, len(names))
+      except CycleError as e:
+        raise _cycle_error(path, names, rows, lines, e.cycle) from None
+  return Closure(names=tuple(names), edges=sorted_unique_edges(rows, len(names)))
 
 
-def symmetrize(edges) -> np.ndarray:
-  """``int32 [E', 2]``: every edge in both directions, deduplicated and sorted."""
-  edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-  both = np.concatenate([edges, edges[:, ::-1]], axis=0)
-  return sorted_unique_edges(both, _num_nodes_of(both))
+def _cycle_error(path, names, rows, lines, cycle) -> ClosureFormatError:
+  """The error for links with a cycle: its nodes by name and the line of one of its links."""
+  link = (cycle[0], cycle[1 % len(cycle)])
+  line = next(number for (child, parent), number in zip(rows.tolist(), lines)
+              if (child, parent) == link)
+  shown = " -> ".join(names[i] for i in cycle + cycle[:1])
+  return ClosureFormatError(f"{path}:{line}: the links form a cycle, so they have no "
+                            f"transitive closure: {shown} (each node the child of the next; "
+                            f"{names[cycle[0]]!r} is on it); expected links of a DAG.")
 
 
 def mammal_closure() -> Closure:
@@ -217,7 +274,7 @@ def mammal_closure() -> Closure:
   """
   resource = importlib.resources.files("embedlab.data").joinpath(_MAMMAL_RESOURCE)
   with importlib.resources.as_file(resource) as path:
-    return load_closure(path)
+    return load_closure(path, format="tsv")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
@@ -228,7 +285,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path:
     FileNotFoundError: the folder does not exist.
   """
   how = (f"pass --config.data_dir=PATH or set the environment variable, e.g. "
-         f"{DATA_DIR_ENV}=../shared/data")
+         f"{DATA_DIR_ENV}=/path/to/data")
   if data_dir is None or str(data_dir) == "":
     data_dir = os.environ.get(DATA_DIR_ENV) or None
     source = f"${DATA_DIR_ENV}"
@@ -248,7 +305,7 @@ def noun_closure(data_dir: str | os.PathLike | None = None) -> Closure:
 
   82,115 nodes and 743,241 edges (hypernym and instance-hypernym links); ~2 s to load.
   """
-  return load_closure(resolve_data_dir(data_dir) / NOUN_CLOSURE_PATH)
+  return load_closure(resolve_data_dir(data_dir) / NOUN_CLOSURE_PATH, format="tsv")
 
 
 def _mammals(data_dir):
@@ -256,19 +313,39 @@ def _mammals(data_dir):
   return mammal_closure()
 
 
-# Named closures for configs (`config.data.closure = "mammals"`); each takes `data_dir`.
+# Named closures for configs (`config.dataset = "mammals"`); each takes `data_dir`.
 CLOSURES: dict[str, Callable[[str | os.PathLike | None], Closure]] = {
     "mammals": _mammals,
     "nouns": noun_closure,
 }
 
 
-def load_named_closure(name: str, *, data_dir: str | os.PathLike | None = None) -> Closure:
-  """Loads the closure registered as ``name`` in :data:`CLOSURES`.
+def load_named_closure(name_or_path: str | os.PathLike, *,
+                       data_dir: str | os.PathLike | None = None,
+                       format: str = "auto") -> Closure:
+  """Loads the closure registered as ``name_or_path`` in :data:`CLOSURES`, or else the file.
+
+  A registered name wins over a file of the same name; a relative path is taken from the
+  working directory (not from ``data_dir``).
+
+  Args:
+    name_or_path: ``"mammals"``, ``"nouns"`` or a path to a closure or edge file.
+    data_dir: the data folder of the registered closures that need one.
+    format: for a file, one of :data:`CLOSURE_FORMATS` (see :func:`load_closure`); a
+      registered closure takes only ``"auto"``.
 
   Raises:
-    ValueError: ``name`` is not registered (the message lists the valid names).
+    ValueError: neither a registered name nor an existing file (the message lists the valid
+      names), or a ``format`` other than ``"auto"`` for a registered name.
   """
-  if name not in CLOSURES:
-    raise ValueError(f"Unknown closure {name!r}; valid names: {', '.join(sorted(CLOSURES))}.")
-  return CLOSURES[name](data_dir)
+  name = str(name_or_path)
+  if name in CLOSURES:
+    if format != "auto":
+      raise ValueError(f"format={format!r} applies to closure files; {name!r} is a registered "
+                       "closure, which needs format='auto'.")
+    return CLOSURES[name](data_dir)
+  path = pathlib.Path(name).expanduser()
+  if not path.is_file():
+    raise ValueError(f"Unknown closure {name!r}: neither a registered name "
+                     f"({', '.join(sorted(CLOSURES))}) nor an existing file.")
+  return load_closure(path, format=format)

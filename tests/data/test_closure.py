@@ -149,7 +149,7 @@ def test_resolve_data_dir_errors(tmp_path, monkeypatch, argument, env, error, fr
     data.resolve_data_dir(argument)
   message = str(info.value)
   assert fragment in message
-  assert "--config.data_dir" in message and "EMBEDLAB_DATA_DIR=../shared/data" in message
+  assert "--config.data_dir" in message and "EMBEDLAB_DATA_DIR=/path/to/data" in message
 
 
 @pytest.mark.parametrize("use_env", [False, True])
@@ -173,7 +173,7 @@ def test_noun_closure_missing_file_names_the_path(tmp_path):
 def _shared_data_dir():
   path = os.environ.get(data.DATA_DIR_ENV)
   if not path or not (pathlib.Path(path) / closure.NOUN_CLOSURE_PATH).is_file():
-    pytest.skip(f"set {data.DATA_DIR_ENV} to the shared data folder (e.g. ../shared/data) "
+    pytest.skip(f"set {data.DATA_DIR_ENV} to the shared data folder "
                 "to test the full WordNet noun closure")
   return path
 
