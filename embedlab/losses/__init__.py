@@ -10,7 +10,8 @@ InfoNCE, N-pair, prototypical), ``proxy`` (ProxyNCA, Proxy Anchor, CosFace, ArcF
 from embedlab.losses.contrastive import (
     infonce_loss, npair_loss, ntxent_loss, prototypical_loss, supcon_loss)
 from embedlab.losses.hierarchy import (
-    adjacency_contains, build_adjacency, hierarchy_loss, nickel_kiela_loss, sample_negatives)
+    adjacency_contains, build_adjacency, hierarchy_loss, nearest_non_ancestors, nickel_kiela_loss,
+    pool_outranked, sample_negatives, shared_negatives_loss, shared_negatives_mask)
 from embedlab.losses.metric import (
     centroid_triplet_loss, contrastive_loss, multi_similarity_loss, pair_masks, snr_distance,
     snr_regularizer, triplet_loss)
@@ -24,8 +25,9 @@ from embedlab.losses.proxy import arcface_loss, cosface_loss, proxy_anchor_loss,
 
 __all__ = [
     # hierarchy
-    "adjacency_contains", "build_adjacency", "hierarchy_loss", "nickel_kiela_loss",
-    "sample_negatives",
+    "adjacency_contains", "build_adjacency", "hierarchy_loss", "nearest_non_ancestors",
+    "nickel_kiela_loss", "pool_outranked", "sample_negatives", "shared_negatives_loss",
+    "shared_negatives_mask",
     # metric
     "centroid_triplet_loss", "contrastive_loss", "multi_similarity_loss", "pair_masks",
     "snr_distance", "snr_regularizer", "triplet_loss",

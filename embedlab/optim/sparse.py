@@ -58,10 +58,12 @@ class SparseRowsTransformation(NamedTuple):
       (repeats allowed); ``row_grads`` the gradients with respect to the gathered rows
       ``params[ids]`` (same structure as ``params``, leaves ``[M, ...]``: position ``i`` is one
       occurrence of row ``ids[i]``). Returns the updated tables and state.
+    linear: whether ``update`` takes the scatter-add path of a linear step.
   """
 
   init: Callable[[Any], Any]
   update: Callable[[Any, Any, Any, jax.Array], tuple[Any, Any]]
+  linear: bool
 
 
 def gather_rows(params, ids):
@@ -79,7 +81,7 @@ def _per_row_leaves(init: Callable, params):
 
 
 def sparse_rows(inner: optax.GradientTransformation, *, manifold: Manifold | None = None,
-                c: float | jax.Array = 1.0) -> SparseRowsTransformation:
+                c: float | jax.Array = 1.0, linear: bool = True) -> SparseRowsTransformation:
   """Wraps ``inner`` so that a step updates only the table rows it touched.
 
   Args:
@@ -89,6 +91,8 @@ def sparse_rows(inner: optax.GradientTransformation, *, manifold: Manifold | Non
     manifold: the geometry of the tables: updated rows are projected onto it, as
       :func:`embedlab.optim.apply_updates` does; ``None`` for plain optax on Euclidean tables.
     c: curvature magnitude.
+    linear: take the scatter-add path when ``inner`` declares a linear step; ``False`` sends
+      every optimizer through the generic path (the reference for tests and benchmarks).
 
   Returns:
     A :class:`SparseRowsTransformation`. Its ``init`` is ``inner.init``, so the state is the
@@ -131,5 +135,5 @@ def sparse_rows(inner: optax.GradientTransformation, *, manifold: Manifold | Non
 
     return jax.tree.map(scatter, params, rows, steps), state
 
-  update = linear_update if isinstance(inner, LinearStepTransformation) else generic_update
-  return SparseRowsTransformation(inner.init, update)
+  linear = linear and isinstance(inner, LinearStepTransformation)
+  return SparseRowsTransformation(inner.init, linear_update if linear else generic_update, linear)
