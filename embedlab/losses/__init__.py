@@ -1,6 +1,7 @@
 """Pure loss functions; each takes a geometry so one loss works in every geometry.
 
-Modules: ``hierarchy`` (Nickel & Kiela negative sampling), ``metric`` (pair / triplet /
+Modules: ``hierarchy`` (Nickel & Kiela negative sampling), ``negatives`` (the negative
+samplers a table task composes: per pair, shared by a batch, every node, hard pools), ``metric`` (pair / triplet /
 multi-similarity / centroid-triplet losses, SNR distance), ``contrastive`` (NT-Xent, SupCon,
 InfoNCE, N-pair, prototypical), ``proxy`` (ProxyNCA, Proxy Anchor, CosFace, ArcFace),
 ``prototypes`` (equiangular basis vectors, hyperspherical and Busemann prototypes) and

@@ -315,7 +315,7 @@ def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjace
 
 def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nodes: int,
                           pool_size: int, chunk_size: int = 512):
-  """For every node ``u``, the ``pool_size`` nodes nearest to it that are not ``u`` or its ancestors.
+  """For every node ``u``, its ``pool_size`` nearest nodes that are not ``u`` or its ancestors.
 
   These are the negatives a ranking of ``u``'s ancestors gets wrong first (hard negatives):
   uniform sampling meets a particular one about ``K / N`` times per occurrence of ``u``

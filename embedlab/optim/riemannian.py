@@ -56,7 +56,7 @@ class RiemannianSGDState(NamedTuple):
 
 
 class LinearStepTransformation(NamedTuple):
-  """An optax ``GradientTransformation`` whose step is a projection of a step linear in the gradient.
+  """An optax ``GradientTransformation`` whose step is linear in the gradient up to a projection.
 
   ``init`` and ``update`` are those of an ordinary optax transformation (anything that takes a
   ``GradientTransformation`` takes this). ``linear_step(grads, state, params) -> (steps,

@@ -189,7 +189,7 @@ class HierarchyTask:
     if self.config.plot:
       path = workdir / f"{self.config.dataset}_{self.manifold.name}_dim{self.config.dim}.png"
       title = plots.hierarchy_title(self.config.dataset, manifold=self.manifold,
-                                    dim=self.config.dim, metrics=results.get("metrics", {}))
+                                    dim=self.config.dim, metrics=results["metrics"])
       plots.plot_hierarchy(vectors, self.closure, manifold=self.manifold, c=float(self.c),
                            path=path, title=title)
       results["plot"] = path.name

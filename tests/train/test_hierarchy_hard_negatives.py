@@ -55,13 +55,13 @@ def test_hard_negatives_are_masked_until_the_first_refresh_then_drawn_from_the_p
   task = train.TASKS["hierarchy"](_config(HARD + ",hard_from_epoch=2,presample_negatives=no"))
   pairs = task.data["edges"][:64]
   key = jax.random.PRNGKey(0)
-  _, (negatives, mask) = task.sampler.draw(key, pairs, task.data)
+  _, (negatives, mask) = jax.jit(task.sampler.draw)(key, pairs, task.data)
   assert negatives.shape == mask.shape == (64, 10 + 4)
   assert not np.asarray(mask[:, 10:]).any()
   assert task.refresh_data(task.init_params(key), task.data, epoch=1) is task.data  # too early
   params = {"embeddings": task.manifold.random_point(key, (task.table_rows, task.ambient))}
   data = task.refresh_data(params, task.data, epoch=2)
-  _, (negatives, mask) = task.sampler.draw(key, pairs, data)
+  _, (negatives, mask) = jax.jit(task.sampler.draw)(key, pairs, data)
   assert np.asarray(mask[:, 10:]).all()
   pools = np.asarray(data["hard_pool"])
   for row, u in enumerate(np.asarray(pairs[:, 0])):
@@ -122,7 +122,7 @@ def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
   task = train.TASKS["hierarchy"](_config("smoke,presample_negatives=no"))
   pairs = task.data["edges"][:32]
   key = jax.random.PRNGKey(7)
-  _, got = task.sampler.draw(key, pairs, task.data)
+  _, got = jax.jit(task.sampler.draw)(key, pairs, task.data)
   want = hierarchy_loss.sample_negatives(
       key, pairs[:, 0], num_negatives=10, num_nodes=task.num_nodes,
       adjacency=task.data["adjacency"], max_degree=task.sampler.max_degree)

@@ -93,6 +93,19 @@ def test_bad_config_values_give_clear_errors(tmp_path, arg, message):
     train.run(_config(arg), tmp_path)
 
 
+def test_a_float64_run_needs_x64_mode_and_says_how_to_get_it():
+  """x64 is process-wide: embedlab.main turns it on (train.needs_x64), a task never does."""
+  config = _config("smoke,dtype=float64")
+  assert train.needs_x64(config) and not train.needs_x64(_config("smoke"))
+  with jax.enable_x64(False):
+    with pytest.raises(ValueError, match=r"needs JAX's x64 mode.*jax.enable_x64\(True\)"):
+      train.TASKS["hierarchy"](config)
+    assert not jax.config.jax_enable_x64  # and it did not turn it on either
+  with jax.enable_x64(True):
+    task = train.TASKS["hierarchy"](config)
+    assert task.init_params(jax.random.PRNGKey(0))["embeddings"].dtype == np.float64
+
+
 @pytest.mark.parametrize("arg, message", [
     ("nonsense", "unknown preset 'nonsense'"),
     ("smoke,dimm=3", "unknown config field 'dimm'"),
@@ -125,8 +138,8 @@ def test_every_preset_trains_restores_and_continues(tmp_path, preset):
   with jax.enable_x64(config.dtype == "float64"):  # main turns it on for such a config
     partial = train.run(config, tmp_path)
     assert partial.results["epochs_completed"] == 1
-    finished = train.run(_config(f"{preset},{overrides.replace('stop_after_epochs=1', 'stop_after_epochs=none')}"),
-                         tmp_path)
+    resumed = overrides.replace("stop_after_epochs=1", "stop_after_epochs=none")
+    finished = train.run(_config(f"{preset},{resumed}"), tmp_path)
   assert finished.results["finished"] and finished.results["epochs_completed"] == 2
   assert np.isfinite(finished.results["metrics"]["map"])
 
