@@ -115,9 +115,14 @@ PRESETS = {
 
 
 def base_config() -> ml_collections.ConfigDict:
-  # dataset: "mammals" (packaged) or "nouns" (EMBEDLAB_DATA_DIR).
+  # dataset: "mammals" (packaged), "nouns" (EMBEDLAB_DATA_DIR) or the path of a closure file.
   config = loop_config(task="hierarchy", dataset="mammals", epochs=300, eval_every_epochs=100,
                        checkpoint_every_epochs=50)
+  # How a dataset path is read (embedlab/data/closure.py): "auto" (CSV if the name ends in .csv
+  # or the header names id1,id2; else TSV), "tsv" (child<TAB>ancestor closure rows), "csv" (the
+  # reference code's id1,id2,weight closure) or "edges" (child<TAB>parent direct links, closed
+  # by embedlab).
+  config.dataset_format = "auto"
   config.geometry = "poincare"        # any name in embedlab.geometry.GEOMETRIES
   # "distance": d(u, v) in the geometry; "translational": d(u + r, v), flat geometries (N&K).
   config.model = "distance"

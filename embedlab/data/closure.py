@@ -165,11 +165,12 @@ def _read_csv(text: str, path: pathlib.Path):
                                  f"(no single {', '.join(missing)} column); expected "
                                  f"{_EXPECTED_CSV}.")
       columns = [names.index(name) for name in _CSV_COLUMNS]
-      width = len(names)
+      header, width = ",".join(names), len(names)
       continue
     if len(row) != width:
       raise ClosureFormatError(f"{path}:{number}: found {len(row)} comma-separated field(s) in "
-                               f"{','.join(row)!r}; expected {width} as in the header.")
+                               f"{','.join(row)!r}; expected {width}, as in the header "
+                               f"{header!r}.")
     child, ancestor, weight = (row[i] for i in columns)
     if not child.strip() or not ancestor.strip():
       which = "id1 (child)" if not child.strip() else "id2 (ancestor)"
@@ -179,7 +180,7 @@ def _read_csv(text: str, path: pathlib.Path):
       float(weight)
     except ValueError:
       raise ClosureFormatError(f"{path}:{number}: found the weight {weight!r}; expected a "
-                               "number.") from None
+                               "number in the weight column of id1,id2,weight.") from None
     if child == ancestor:
       raise ClosureFormatError(f"{path}:{number}: found the self-loop {child!r} -> "
                                f"{ancestor!r}; a row names a *proper* ancestor, expected "

@@ -157,7 +157,7 @@ def longest_path_depth(closure: closure_lib.Closure) -> np.ndarray:
   """
   n = closure.num_nodes
   child, ancestor = closure.edges[:, 0], closure.edges[:, 1]
-  has_ancestor = np.bincount(child, minlength=n) > 0
+  has_ancestor = closure.num_ancestors > 0
   starts = np.searchsorted(child, np.flatnonzero(has_ancestor))
   depth = np.zeros(n, np.int64)
   for _ in range(n + 1):

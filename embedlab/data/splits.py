@@ -4,7 +4,8 @@ N&K hold out a random share of the closure's *non-basic* edges: an edge ``(u, v)
 when no other ancestor ``w`` of ``u`` lies between them (``(u, w)`` and ``(w, v)`` both in the
 closure), i.e. it belongs to the transitive reduction — the direct hypernym links. Basic edges
 always stay in training, so every held-out edge is implied by training edges and the
-hierarchy's shape can, in principle, predict it.
+hierarchy's shape can, in principle, predict it. Which edges are basic is
+:attr:`embedlab.graphs.Closure.direct_edge_mask`.
 """
 
 from __future__ import annotations
@@ -13,34 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from embedlab.data.closure import Closure
-from embedlab.data.closure import csr
-
-
-def basic_edge_mask(edges, num_nodes: int) -> np.ndarray:
-  """Which closure rows belong to the transitive reduction.
-
-  ``(u, v)`` is implied when ``v`` is an ancestor of some ancestor ``w`` of ``u``; the pairs
-  ``(u, ancestor of w)`` are enumerated for every edge ``(u, w)`` (``sum_w |anc(w)|`` of them,
-  about 7M for the WordNet nouns) and looked up by one int64 key per pair.
-
-  Args:
-    edges: ``int [E, 2]`` rows ``(child, ancestor)`` of a transitive closure (no self-loops).
-    num_nodes: ``N``; ids lie in ``[0, N)``.
-
-  Returns:
-    ``bool [E]``: true for basic (direct) edges.
-  """
-  edges = np.asarray(edges, np.int64)
-  offsets, targets = csr(edges, num_nodes)
-  middles = edges[:, 1]
-  counts = offsets[middles + 1] - offsets[middles]
-  children = np.repeat(edges[:, 0], counts)
-  starts = np.repeat(offsets[middles], counts)
-  within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-  implied = np.unique(children * num_nodes + targets[starts + within])
-  keys = edges[:, 0] * num_nodes + edges[:, 1]
-  return ~np.isin(keys, implied, assume_unique=False)
+from embedlab.graphs import Closure
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -78,7 +52,7 @@ def link_prediction_split(closure: Closure, *, test_fraction: float,
   if not 0.0 < test_fraction < 1.0:
     raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}.")
   edges = closure.edges
-  basic = basic_edge_mask(edges, closure.num_nodes)
+  basic = closure.direct_edge_mask
   candidates = np.flatnonzero(~basic)
   if candidates.size == 0:
     raise ValueError("the closure has no non-basic edge to hold out (it is its own "

@@ -35,6 +35,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import tqdm
 
+from embedlab import graphs
+
 # Elements of one [B, N] block of rows: 4M float64 (32 MB) keeps the temporaries small.
 _DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
@@ -45,8 +47,8 @@ RowFunction = Callable[[np.ndarray], np.ndarray]
 # Graph side: adjacency and breadth-first search.
 
 
-def _adjacency(edges, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-  """CSR ``(offsets [N+1], targets)`` of the undirected graph, neighbours sorted."""
+def _adjacency(edges, num_nodes: int) -> graphs.Csr:
+  """CSR of the undirected graph, neighbours sorted and deduplicated."""
   edges = np.asarray(edges)
   if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
     raise ValueError(f"edges must be an int array [E, 2], got {edges.dtype} {edges.shape}.")
@@ -55,11 +57,7 @@ def _adjacency(edges, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"edge ids must lie in [0, num_nodes={num_nodes}), got "
                      f"[{edges.min()}, {edges.max()}].")
   edges = edges[edges[:, 0] != edges[:, 1]]  # A self-loop is never a shortest path.
-  both = np.concatenate([edges, edges[:, ::-1]])
-  key = np.unique(both[:, 0] * num_nodes + both[:, 1])  # Sorted and deduplicated.
-  offsets = np.zeros(num_nodes + 1, np.int64)
-  np.cumsum(np.bincount(key // num_nodes, minlength=num_nodes), out=offsets[1:])
-  return offsets, key % num_nodes
+  return graphs.csr(graphs.symmetrize(edges, num_nodes), num_nodes)
 
 
 def _bfs_rows(offsets, targets, sources: np.ndarray) -> np.ndarray:

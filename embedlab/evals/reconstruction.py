@@ -16,7 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from embedlab import graphs
 from embedlab.geometry.base import Manifold
+from embedlab.graphs import Closure
+from embedlab.graphs import Csr
 
 # Elements of one [B, N] distance block; ~16M keeps a chunk's temporaries (distances, keys,
 # sorted keys) at a few hundred MB, on CPU as on any accelerator.
@@ -29,46 +32,14 @@ _MAX_IN_FLIGHT = 2
 _MIN_WIDTH = 16
 
 
-def _csr(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-  # evals must not import embedlab.data (see DESIGN.md, section 2), hence this small copy.
-  order = np.lexsort((edges[:, 1], edges[:, 0]))
-  offsets = np.zeros(num_nodes + 1, np.int64)
-  np.cumsum(np.bincount(edges[:, 0], minlength=num_nodes), out=offsets[1:])
-  return offsets, edges[order, 1]
-
-
-def _neighbour_csr(edges, num_nodes: int, symmetric: bool):
-  """Deduplicated CSR of each node's neighbours (ancestors, or ancestors and descendants)."""
-  edges = np.asarray(edges)
-  if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
-    raise ValueError(f"edges must be an int array [E, 2], got {edges.dtype} {edges.shape}.")
-  if edges.shape[0] == 0:
-    raise ValueError("edges is empty: no node has a neighbour to rank.")
-  edges = edges.astype(np.int64)
-  if edges.min() < 0 or edges.max() >= num_nodes:
-    raise ValueError(f"edge ids must lie in [0, num_nodes={num_nodes}), got "
-                     f"[{edges.min()}, {edges.max()}].")
-  loops = edges[:, 0] == edges[:, 1]
-  if loops.any():
-    raise ValueError(f"edges hold {int(loops.sum())} self-loop(s), e.g. node "
-                     f"{int(edges[loops][0, 0])}; a node is never its own neighbour.")
-  if symmetric:
-    edges = np.concatenate([edges, edges[:, ::-1]], axis=0)
-  # Dedupe through one int64 key per edge: a 1-D sort is much faster than np.unique(axis=0).
-  key = np.sort(edges[:, 0] * num_nodes + edges[:, 1])
-  key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-  edges = np.stack(np.divmod(key, num_nodes), axis=1)
-  return _csr(edges, num_nodes)
-
-
-def _filter_csr(known_edges, offsets, targets, num_nodes: int, symmetric: bool):
-  """CSR of the known neighbours of each node that are not among the ranked ones (the CSR
-  ``offsets, targets``)."""
-  known_offsets, known_targets = _neighbour_csr(known_edges, num_nodes, symmetric)
-  known_rows = np.repeat(np.arange(num_nodes), np.diff(known_offsets))
-  ranked = np.repeat(np.arange(num_nodes), np.diff(offsets)) * num_nodes + targets
-  keep = ~np.isin(known_rows * num_nodes + known_targets, ranked)
-  return _csr(np.stack([known_rows[keep], known_targets[keep]], axis=1), num_nodes)
+def _filter_csr(known: Closure, ranked: Csr, *, symmetric: bool) -> Csr:
+  """CSR of the known neighbours of each node that are not among its ranked ones."""
+  num_nodes = known.num_nodes
+  known_csr = known.neighbours(symmetric=symmetric)
+  known_rows = np.repeat(np.arange(num_nodes), known_csr.counts)
+  ranked_keys = np.repeat(np.arange(num_nodes), ranked.counts) * num_nodes + ranked.targets
+  keep = ~np.isin(known_rows * num_nodes + known_csr.targets, ranked_keys)
+  return graphs.csr(np.stack([known_rows[keep], known_csr.targets[keep]], axis=1), num_nodes)
 
 
 def _padded_neighbours(rows: np.ndarray, offsets, targets, batch: int, width: int):
@@ -192,10 +163,11 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
   Cost: ``O(Q N (D + log N))`` for ``Q`` queries, in chunks of ``B`` query rows, so no
   ``N x N`` array ever exists. One jitted call per chunk computes the ``[B, N]`` distances,
   sorts each row once, and binary-searches the distances of the row's neighbours (``[B, P]``
-  ids, built on the host from the CSR of the closure) in it and among themselves, which
-  gives both counts of every formula above. Queries are grouped by degree, ``P`` is a power of
-  two and the last chunk is padded to ``B``, so a call compiles a handful of shapes, and the
-  jitted kernel is cached across calls with the same shapes and geometry. On a 2-core CPU the
+  ids, built on the host from the closure's cached neighbour lists) in it and among
+  themselves, which gives both counts of every formula above. Queries are grouped by degree,
+  ``P`` is a power of two and the last chunk is padded to ``B``, so a call compiles a handful
+  of shapes, and the jitted kernel is cached across calls with the same shapes and geometry.
+  On a 2-core CPU the
   WordNet mammals (1,182 nodes) take well under a second; the nouns (82,115) take several
   minutes (a few ms per query), so pass ``max_queries`` for evaluations during training.
 
@@ -203,18 +175,20 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     embeddings: ``[T, D]`` table, ``T >= num_nodes``; rows past ``num_nodes`` (padding of a
       training table) are ignored: they are never ranked. float16/bfloat16 are evaluated in
       float32; float64 is kept (with ``jax_enable_x64``).
-    edges: ``int [E, 2]`` closure rows ``(child id, ancestor id)``, ids in ``[0, num_nodes)``;
-      duplicates are ignored, self-loops are an error.
+    edges: the closure: a :class:`~embedlab.graphs.Closure` (its cached neighbour lists are
+      reused across calls), or ``int [E, 2]`` rows ``(child id, ancestor id)``, ids in
+      ``[0, num_nodes)``; duplicates are ignored, self-loops are an error.
     manifold: the geometry (a static pytree: the jitted kernel is reused across calls).
     c: curvature passed to ``manifold.pairwise_dist`` (traced, so changing it never retraces).
-    num_nodes: ``N``, the number of real nodes; ``None`` means ``embeddings.shape[0]``.
+    num_nodes: ``N``, the number of real nodes; ``None`` means the closure's, or
+      ``embeddings.shape[0]`` for rows.
     symmetric: rank ancestors and descendants instead of ancestors only.
     chunk_size: query rows per jitted call ``B``; default ``2**24 // N`` (about 16M distances
       per chunk), capped at the number of queries.
     max_queries: if set and smaller than the number of nodes with a neighbour, evaluate a
       uniform sample of that many query nodes (without replacement) instead of all of them.
     seed: seed of the numpy generator that draws that sample.
-    known_edges: optional ``int [K, 2]`` rows, same format as ``edges``, excluded from the
+    known_edges: optional rows or ``Closure``, same format as ``edges``, excluded from the
       candidates (filtered link prediction); ``None`` ranks against every other node.
     translation: optional ``[D]`` vector ``r``: distances become ``d(u + r, w)``, the
       translational baseline of N&K (Euclidean only; ``u`` is the child, ``w`` a candidate).
@@ -225,13 +199,15 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     or the sample) and ``num_pairs`` ``(u, v)`` pairs ranked.
 
   Raises:
-    ValueError: bad shapes or ids, self-loops, no edges, non-finite embeddings, or
-      non-positive ``chunk_size`` / ``max_queries``.
+    ValueError: bad shapes or ids, self-loops, no edges, a ``Closure`` of another
+      ``num_nodes``, non-finite embeddings, or non-positive ``chunk_size`` / ``max_queries``.
   """
   x = jnp.asarray(embeddings)
   if x.ndim != 2:
     raise ValueError(f"embeddings must be [N, D], got shape {x.shape}.")
-  num_nodes = x.shape[0] if num_nodes is None else int(num_nodes)
+  if num_nodes is None:
+    num_nodes = edges.num_nodes if isinstance(edges, Closure) else x.shape[0]
+  num_nodes = int(num_nodes)
   if not 0 < num_nodes <= x.shape[0]:
     raise ValueError(f"num_nodes={num_nodes} must lie in [1, embeddings.shape[0]="
                      f"{x.shape[0]}].")
@@ -249,10 +225,14 @@ def reconstruction_metrics(embeddings, edges, *, manifold: Manifold, c=1.0,
     translation = jnp.asarray(translation, x.dtype)
     if translation.shape != x.shape[1:]:
       raise ValueError(f"translation must have shape {x.shape[1:]}, got {translation.shape}.")
-  offsets, targets = _neighbour_csr(edges, num_nodes, symmetric)
+  closure = graphs.as_closure(edges, num_nodes)
+  if closure.num_edges == 0:
+    raise ValueError("edges is empty: no node has a neighbour to rank.")
+  ranked = closure.neighbours(symmetric=symmetric)
+  offsets, targets = ranked
   if known_edges is not None:
-    known_offsets, known_targets = _filter_csr(known_edges, offsets, targets, num_nodes,
-                                               symmetric)
+    known_offsets, known_targets = _filter_csr(graphs.as_closure(known_edges, num_nodes),
+                                               ranked, symmetric=symmetric)
   queries = np.flatnonzero(np.diff(offsets) > 0)
   sampled = max_queries is not None and max_queries < queries.size
   if sampled:

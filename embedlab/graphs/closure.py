@@ -26,6 +26,7 @@ are computed from the rows as given).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from typing import NamedTuple
@@ -191,9 +192,8 @@ class Closure:
       raise ValueError(f"edges hold {int(loops.sum())} self-loop(s), e.g. node "
                        f"{int(edges[loops][0, 0])}; a closure row names a proper ancestor.")
     if len(set(names)) != num_nodes:
-      seen = set()
-      duplicate = next(name for name in names if name in seen or seen.add(name))
-      raise ValueError(f"node names must be distinct; {duplicate!r} appears twice.")
+      repeated = [name for name, count in collections.Counter(names).items() if count > 1]
+      raise ValueError(f"node names must be distinct; {repeated[0]!r} appears more than once.")
     key = edges[:, 0] * max(num_nodes, 1) + edges[:, 1]
     if not np.all(key[1:] > key[:-1]):
       edges = sorted_unique_edges(edges, num_nodes)

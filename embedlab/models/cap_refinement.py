@@ -52,6 +52,7 @@ import optax
 import scipy.spatial
 import tqdm
 
+from embedlab import graphs
 from embedlab.models import nested_caps as nested_caps_lib
 
 @dataclasses.dataclass(frozen=True)
@@ -83,25 +84,15 @@ class _Layout:
 
 def _layout(caps: nested_caps_lib.NestedCaps) -> _Layout:
   parent = caps.layout_parent
-  num_nodes = len(parent)
   fixed = caps.cap_angles >= np.pi
   is_top = ~fixed & ((parent < 0) | np.isin(parent, np.flatnonzero(fixed)))
-  depth = np.full(num_nodes, -1, np.int64)
-  depth[is_top] = 0
-  children = [[] for _ in range(num_nodes)]
-  for v in np.flatnonzero(~fixed & ~is_top):
-    children[parent[v]].append(v)
-  frontier = list(np.flatnonzero(is_top))
-  while frontier:  # breadth first: a node's parent has its depth before the node
-    following = []
-    for p in frontier:
-      for v in children[p]:
-        depth[v] = depth[p] + 1
-        following.append(v)
-    frontier = following
+  inner = ~fixed & ~is_top
+  # The top nodes share one layout depth (the roots', or their centred parent's plus one), so
+  # the levels below them are the layout depths that follow, parents always a level earlier.
+  top_depth = int(caps.layout_depth[is_top].min(initial=0))
   levels = []
-  for k in range(1, int(depth.max()) + 1):
-    nodes = np.flatnonzero(depth == k)
+  for depth in range(top_depth + 1, int(caps.layout_depth.max(initial=0)) + 1):
+    nodes = np.flatnonzero(inner & (caps.layout_depth == depth))
     levels.append((nodes, parent[nodes]))
   return _Layout(top=np.flatnonzero(is_top), levels=tuple(levels), fixed=fixed)
 
@@ -201,15 +192,17 @@ def check_settings(*, steps: int, learning_rate: float, margin: float, mine_ever
                      f"margin={margin}, learning_rate={learning_rate}")
 
 
-def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, steps: int = 150,
+def refine_caps(edges, num_nodes: int | None = None,
+                caps: nested_caps_lib.NestedCaps | None = None, *, steps: int = 150,
                 learning_rate: float = 0.005, margin: float = 0.05, mine_every: int = 25,
                 mine_slack: float = 2.0, c: float = 1.0, progress: bool = False,
                 ) -> tuple[nested_caps_lib.NestedCaps, list[RefinementRound]]:
   """Moves nested caps so that every node's centre lies in its ancestors' caps, DAG included.
 
   Args:
-    edges: ``int [E, 2]`` closure rows ``(child, ancestor)``, the ones ``caps`` was built from.
-    num_nodes: ``N``.
+    edges: the closure ``caps`` was built from: a :class:`~embedlab.graphs.Closure`, or
+      ``int [E, 2]`` rows ``(child, ancestor)``.
+    num_nodes: ``N``; needed with rows, optional with a ``Closure``.
     caps: a :class:`~embedlab.models.nested_caps.NestedCaps` of that closure (the start).
     steps: Adam steps (each sees every closure pair and the whole mined pool).
     learning_rate: Adam's step size, in units of the parent cap (offsets) and of log ratios.
@@ -226,10 +219,16 @@ def refine_caps(edges, num_nodes: int, caps: nested_caps_lib.NestedCaps, *, step
     radii and cap angles; one :class:`RefinementRound` per mining round.
   """
   check_settings(steps=steps, learning_rate=learning_rate, margin=margin, mine_every=mine_every)
-  edges = np.asarray(edges)
-  if caps.points.shape[0] != num_nodes:
+  if caps is None:
+    raise TypeError("refine_caps needs the caps to start from (caps=nested_caps(...)).")
+  if num_nodes is not None and caps.points.shape[0] != num_nodes:
     raise ValueError(f"caps hold {caps.points.shape[0]} points for num_nodes={num_nodes}")
-  nested_caps_lib._closure_matrix(edges, num_nodes)  # the same checks as the construction
+  closure = graphs.as_closure(edges, num_nodes)
+  if caps.points.shape[0] != closure.num_nodes:
+    raise ValueError(f"caps hold {caps.points.shape[0]} points for a closure of "
+                     f"num_nodes={closure.num_nodes}")
+  closure.check_closed()  # the same checks as the construction
+  edges, num_nodes = closure.edges, closure.num_nodes
   layout = _layout(caps)
   if len(layout.top) == 0:  # a lone root: nothing to move
     return caps, [RefinementRound(step=0, loss=0.0, ancestor_violations=0, mined=0, pool=0)]

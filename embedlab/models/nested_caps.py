@@ -52,7 +52,9 @@ import functools
 import warnings
 
 import numpy as np
-import scipy.sparse
+
+from embedlab import graphs
+from embedlab.graphs import Closure
 
 # Past this distance from the origin float64 no longer resolves 1 - |x| (a few ulps of 1).
 _FLOAT64_RELIABLE_RADIUS = 36.0
@@ -71,41 +73,40 @@ class NestedCaps:
     layout_parent: ``int64 [N]`` the parent each node was placed under (``-1``: a root).
     off_layout_pairs: closure pairs ``(u, a)`` whose ancestor ``a`` is not on ``u``'s
       layout path (the DAG part the caps cannot rank well).
+    layout_depth: ``int64 [N]`` each node's depth in the layout tree (``0``: a root).
   """
   points: np.ndarray
   radii: np.ndarray
   cap_angles: np.ndarray
   layout_parent: np.ndarray
   off_layout_pairs: int
+  layout_depth: np.ndarray
 
 
-def _closure_matrix(edges, num_nodes: int) -> scipy.sparse.csr_matrix:
-  edges = np.asarray(edges)
-  if edges.ndim != 2 or edges.shape[1] != 2 or not np.issubdtype(edges.dtype, np.integer):
-    raise ValueError(f"edges must be an int array [E, 2] of (child, ancestor) rows, got "
-                     f"{edges.dtype} {edges.shape}.")
-  if len(edges) and (edges.min() < 0 or edges.max() >= num_nodes):
-    raise ValueError(f"edge ids must lie in [0, num_nodes={num_nodes}), got "
-                     f"[{edges.min()}, {edges.max()}].")
-  if np.any(edges[:, 0] == edges[:, 1]):
-    raise ValueError("edges hold a self-loop; a node is never its own ancestor.")
-  closure = scipy.sparse.csr_matrix(
-      (np.ones(len(edges), np.int64), (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes))
-  closure.data[:] = 1  # duplicates summed to >1 by the constructor
-  return closure
+def _layout(closure: Closure) -> tuple[np.ndarray, np.ndarray, int]:
+  """``(parent int64 [N], depth int64 [N], off_layout_pairs)`` of :func:`layout_tree`."""
+  closure.check_closed()
+  parent = np.array(closure.deepest_parent)
+  num_ancestors = closure.num_ancestors
+  depth = np.zeros(closure.num_nodes, np.int64)
+  for v in np.argsort(num_ancestors, kind="stable"):  # ancestors come first in this order
+    if parent[v] >= 0:
+      depth[v] = depth[parent[v]] + 1
+  return parent, depth, int(num_ancestors.sum() - depth.sum())
 
 
-def layout_tree(edges, num_nodes: int) -> tuple[np.ndarray, int]:
+def layout_tree(edges, num_nodes: int | None = None) -> tuple[np.ndarray, int]:
   """The tree the caps are nested along, from a transitive closure.
 
   Each node's layout parent is its direct parent (an ancestor that is no other ancestor's
-  ancestor) with the most ancestors, ties to the smallest id: the deepest one, which keeps most
-  of the node's ancestors on its path to the root.
+  ancestor) with the most ancestors, ties to the smallest id: the deepest one
+  (:attr:`embedlab.graphs.Closure.deepest_parent`), which keeps most of the node's ancestors
+  on its path to the root.
 
   Args:
-    edges: ``int [E, 2]`` closure rows ``(child, ancestor)``; must be transitively closed and
-      acyclic.
-    num_nodes: ``N``.
+    edges: a :class:`~embedlab.graphs.Closure`, or ``int [E, 2]`` closure rows
+      ``(child, ancestor)``; must be transitively closed and acyclic.
+    num_nodes: ``N``; needed with rows, optional with a ``Closure``.
 
   Returns:
     ``(parent int64 [N], off_layout_pairs)``: ``-1`` for nodes without ancestors; the number of
@@ -114,33 +115,8 @@ def layout_tree(edges, num_nodes: int) -> tuple[np.ndarray, int]:
   Raises:
     ValueError: on a cycle, or rows that are not transitively closed (with an example).
   """
-  closure = _closure_matrix(edges, num_nodes)
-  num_ancestors = np.diff(closure.indptr)
-  two_step = (closure @ closure).tocsr()
-  two_step.data[:] = 1
-  if (two_step.multiply(scipy.sparse.identity(num_nodes, format="csr"))).nnz:
-    node = int(two_step.diagonal().nonzero()[0][0])
-    raise ValueError(f"the closure has a cycle through node {node}: it is its own ancestor.")
-  not_closed = two_step - two_step.multiply(closure)
-  not_closed.eliminate_zeros()
-  if not_closed.nnz:
-    u, a = (int(i[0]) for i in not_closed.nonzero())
-    raise ValueError(f"edges are not transitively closed: node {u} reaches ancestor {a} in "
-                     f"two steps but ({u}, {a}) is not a row.")
-  direct = (closure - closure.multiply(two_step)).tocsr()
-  direct.eliminate_zeros()
-  parent = np.full(num_nodes, -1, np.int64)
-  # Per row: the direct parent with the most ancestors (smallest id on ties).
-  rows = np.repeat(np.arange(num_nodes), np.diff(direct.indptr))
-  order = np.lexsort((direct.indices, -num_ancestors[direct.indices], rows))
-  first = np.ones(len(order), bool)
-  first[1:] = rows[order][1:] != rows[order][:-1]
-  parent[rows[order][first]] = direct.indices[order][first]
-  depth = np.zeros(num_nodes, np.int64)
-  for v in np.argsort(num_ancestors, kind="stable"):  # ancestors come first in this order
-    if parent[v] >= 0:
-      depth[v] = depth[parent[v]] + 1
-  return parent, int(num_ancestors.sum() - depth.sum())
+  parent, _, off_layout = _layout(graphs.as_closure(edges, num_nodes))
+  return parent, off_layout
 
 
 @functools.lru_cache(maxsize=1024)
@@ -202,13 +178,14 @@ def cap_radius_to_distance(theta):
   return np.log(1.0 / np.sin(np.asarray(theta) / 2.0) ** 2 - 1.0)
 
 
-def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: float = 1.0,
-                seed: int = 0) -> NestedCaps:
+def nested_caps(edges, num_nodes: int | None = None, *, dim: int, margin: float = 0.1,
+                c: float = 1.0, seed: int = 0) -> NestedCaps:
   """Embeds a transitive closure in the ``dim``-dimensional Poincaré ball by nested caps.
 
   Args:
-    edges: ``int [E, 2]`` closure rows ``(child, ancestor)`` (transitively closed, acyclic).
-    num_nodes: ``N``.
+    edges: a :class:`~embedlab.graphs.Closure`, or ``int [E, 2]`` closure rows
+      ``(child, ancestor)`` (transitively closed, acyclic).
+    num_nodes: ``N``; needed with rows, optional with a ``Closure``.
     dim: ball dimension, ``>= 3`` (the children of a node are spread over the
       ``(dim - 2)``-sphere of its tangent directions).
     margin: child caps are shrunk by ``1 + margin`` inside the room they are given, so a node
@@ -226,7 +203,9 @@ def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: floa
                      f"(dim-2)-sphere of its tangent directions); got dim={dim}")
   if not margin >= 0:
     raise ValueError(f"margin must be >= 0, got {margin}")
-  parent, off_layout = layout_tree(edges, num_nodes)
+  closure = graphs.as_closure(edges, num_nodes)
+  num_nodes = closure.num_nodes
+  parent, depth, off_layout = _layout(closure)
   children = [[] for _ in range(num_nodes)]
   for v in range(num_nodes):
     if parent[v] >= 0:
@@ -273,7 +252,7 @@ def nested_caps(edges, num_nodes: int, *, dim: int, margin: float = 0.1, c: floa
 
   points, radii = points_from_caps(directions, cap, c=c, stacklevel=3)
   return NestedCaps(points=points, radii=radii, cap_angles=cap, layout_parent=parent,
-                    off_layout_pairs=off_layout)
+                    off_layout_pairs=off_layout, layout_depth=depth)
 
 
 def points_from_caps(directions, cap_angles, *, c: float = 1.0, stacklevel: int = 2):

@@ -56,7 +56,8 @@ class HierarchyTask:
     self.dtype = jnp.dtype(config.dtype)
     self.c = jnp.asarray(config.curvature, self.dtype)
     self.translational = config.model == "translational"
-    self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir)
+    self.closure = data_lib.load_named_closure(config.dataset, data_dir=config.data_dir,
+                                               format=config.dataset_format)
     self.split = None
     if config.link_prediction.test_fraction > 0:
       self.split = splits.link_prediction_split(
@@ -74,7 +75,7 @@ class HierarchyTask:
     self.steps_per_epoch = self.sampler.steps_per_epoch
     self.data = self.sampler.data()
     if config.reseat.every_epochs:
-      self._leaves = reseat_lib.leaf_structure(self.train_closure.edges, self.num_nodes,
+      self._leaves = reseat_lib.leaf_structure(self.train_closure,
                                                max_parents=config.reseat.max_parents)
 
     self._schedule = settings.learning_rate_schedule(config, self.steps_per_epoch)

@@ -49,25 +49,13 @@ def to_disk(vectors: np.ndarray, *, manifold: Manifold, c: float) -> tuple[np.nd
   return _principal_axes(vectors), False
 
 
-def parent_of(closure) -> np.ndarray:
-  """Direct parent of each node (-1 for roots): its ancestor with the most ancestors."""
-  edges = np.asarray(closure.edges)
-  depth = np.bincount(edges[:, 0], minlength=closure.num_nodes)  # number of ancestors
-  parent = np.full(closure.num_nodes, -1)
-  best = np.full(closure.num_nodes, -1)
-  for child, ancestor in edges:
-    if depth[ancestor] > best[child]:
-      best[child], parent[child] = depth[ancestor], ancestor
-  return parent
-
-
 def plot_hierarchy(vectors, closure, *, manifold: Manifold, c: float, path, title: str = "",
                    label_levels: int = 2, max_labels: int = 40) -> pathlib.Path:
   """Draws the embedding (and its direct edges) and saves it to ``path`` (PNG)."""
   xy, hyperbolic = to_disk(vectors, manifold=manifold, c=c)
   edges = np.asarray(closure.edges)
   depth = np.bincount(edges[:, 0], minlength=closure.num_nodes)
-  parent = parent_of(closure)
+  parent = closure.deepest_parent
   fig, ax = plt.subplots(figsize=(8, 8))
   if hyperbolic:
     ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.3", lw=1))

@@ -9,8 +9,8 @@ would have to cross the interior, where every node is near and the sampled negat
 back out: a local minimum that more epochs do not leave.
 
 What: for each leaf ``u`` (a node that is no node's ancestor) whose mean rank over its
-ancestors exceeds ``max_mean_rank``, score candidate places around each of its parents ``p``
-(its deepest ancestors, at most ``max_parents``)::
+ancestors exceeds ``max_mean_rank``, score candidate places around each of its direct parents
+``p`` (at most ``max_parents``)::
 
   y = exp_p(t xi),   t in radii,   xi unit tangent at p: random, or towards u's current place
 
@@ -28,43 +28,39 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.sparse
 
+from embedlab import graphs
 from embedlab.geometry.base import Manifold
 
 
-def leaf_structure(edges, num_nodes: int, *, max_parents: int = 2):
+def leaf_structure(edges, num_nodes: int | None = None, *, max_parents: int = 2):
   """Every node's ancestors, and the leaves of a closure with their parents, as padded ids.
 
   Args:
-    edges: ``int [E, 2]`` closure rows ``(child, ancestor)``, no duplicates or self-loops.
-    num_nodes: ``N``.
+    edges: a :class:`~embedlab.graphs.Closure`, or ``int [E, 2]`` closure rows
+      ``(child, ancestor)`` (no self-loops).
+    num_nodes: ``N``; needed with rows, optional with a ``Closure``.
     max_parents: parents kept per leaf (the rest are ignored as seats).
 
   Returns:
     ``(leaves int32 [L], ancestors int32 [N, A], parents int32 [L, max_parents])``: the leaves
-    (nodes with an ancestor that are no node's ancestor); each node's ancestors, padded with
-    ``-1``; each leaf's parents (ancestors that are no other ancestor's ancestor), padded by
-    repeating the first one.
+    (nodes with an ancestor that are no node's ancestor), ascending; each node's ancestors,
+    ascending, padded with ``-1``; each leaf's first ``max_parents`` direct parents
+    (:attr:`~embedlab.graphs.Closure.parents`, ascending id), repeated cyclically to fill the
+    row (a single parent fills it).
   """
-  edges = np.asarray(edges, np.int64)
-  closure = scipy.sparse.csr_matrix(
-      (np.ones(len(edges), np.int32), (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes))
-  counts = np.diff(closure.indptr)
-  ancestors = np.full((num_nodes, max(1, int(counts.max(initial=0)))), -1, np.int32)
-  ancestors[np.repeat(np.arange(num_nodes), counts),
-            np.arange(len(closure.indices)) - np.repeat(closure.indptr[:-1], counts)] = (
-                closure.indices)
-  is_ancestor = np.zeros(num_nodes, bool)
-  is_ancestor[edges[:, 1]] = True
-  leaves = np.flatnonzero((counts > 0) & ~is_ancestor).astype(np.int32)
-  # (u, a) with a path u -> b -> a: a is an ancestor of another ancestor, hence not a parent.
-  through = (closure[leaves] @ closure).tocsr()
-  parents = np.zeros((len(leaves), max_parents), np.int32)
-  for row, leaf in enumerate(leaves):
-    own = closure.indices[closure.indptr[leaf]:closure.indptr[leaf + 1]]
-    deep = np.setdiff1d(own, through.indices[through.indptr[row]:through.indptr[row + 1]])
-    parents[row] = np.resize(deep[:max_parents], max_parents)
+  closure = graphs.as_closure(edges, num_nodes)
+  leaves = closure.leaves[closure.num_ancestors[closure.leaves] > 0]
+  ancestors = closure.ancestor_matrix(include_self=False, pad=-1)
+  if ancestors.shape[1] == 0:  # no rows at all: one column of padding keeps shapes valid
+    ancestors = np.full((closure.num_nodes, 1), -1, np.int32)
+  own = closure.parents
+  kept = np.minimum(own.counts[leaves], max_parents)
+  if leaves.size and kept.min() == 0:
+    leaf = int(leaves[np.argmin(kept)])
+    raise ValueError(f"leaf {leaf} has ancestors but no direct parent: the closure has a cycle.")
+  slots = np.arange(max_parents)[None, :] % kept[:, None]
+  parents = own.targets[own.offsets[leaves][:, None] + slots].astype(np.int32)
   return leaves, ancestors, parents
 
 

@@ -18,13 +18,13 @@ def _brute_force_basic(edges):
 def test_basic_edges_of_a_chain():
   # a -> b -> c, and d -> b: the closure adds a -> c and d -> c, which are implied.
   edges = np.array([[0, 1], [0, 2], [1, 2], [3, 1], [3, 2]])
-  np.testing.assert_array_equal(splits.basic_edge_mask(edges, 4),
-                                [True, False, True, True, False])
+  closure = closure_lib.Closure.from_edges(edges, num_nodes=4)
+  np.testing.assert_array_equal(closure.direct_edge_mask, [True, False, True, True, False])
 
 
 def test_basic_edges_match_brute_force_on_mammals():
   mammals = closure_lib.mammal_closure()
-  basic = splits.basic_edge_mask(mammals.edges, mammals.num_nodes)
+  basic = mammals.direct_edge_mask
   np.testing.assert_array_equal(basic, _brute_force_basic(mammals.edges))
   # A tree-shaped hierarchy has (about) one direct parent per node.
   assert mammals.num_nodes - 1 <= basic.sum() <= mammals.num_nodes + 10
@@ -34,7 +34,7 @@ def test_basic_edges_match_brute_force_on_mammals():
 def test_split_holds_out_only_non_basic_edges(fraction):
   mammals = closure_lib.mammal_closure()
   split = splits.link_prediction_split(mammals, test_fraction=fraction, seed=1)
-  basic = splits.basic_edge_mask(mammals.edges, mammals.num_nodes)
+  basic = mammals.direct_edge_mask
   key = lambda e: set(map(tuple, np.asarray(e).tolist()))
   train, test, full = key(split.train.edges), key(split.test), key(mammals.edges)
   assert not train & test and train | test == full

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from embedlab import graphs
 from embedlab.evals import reconstruction
 from embedlab.evals import reconstruction_metrics
 from embedlab.geometry import euclidean
@@ -336,3 +337,27 @@ def test_translation_matches_reference():
   np.testing.assert_allclose([got["mean_rank"], got["map"]], [mean_rank, mean_ap], rtol=1e-5)
   with pytest.raises(ValueError, match="translation must have shape"):
     reconstruction_metrics(x, edges, manifold=euclidean.MANIFOLD, translation=r[:2])
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_closure_gives_the_same_metrics_as_its_rows(symmetric, filtered):
+  rng = np.random.default_rng(5)
+  edges = _random_closure(rng, 30, 2)
+  held_out = rng.random(edges.shape[0]) < 0.3
+  x = rng.normal(size=(32, 3))   # two padding rows: num_nodes comes from the closure
+  ranked = edges[held_out] if filtered else edges
+  known = edges if filtered else None
+  from_rows = reconstruction_metrics(x, ranked, manifold=euclidean.MANIFOLD, num_nodes=30,
+                                     symmetric=symmetric, known_edges=known)
+  known_closure = None if known is None else graphs.Closure.from_edges(known, num_nodes=30)
+  from_closure = reconstruction_metrics(x, graphs.Closure.from_edges(ranked, num_nodes=30),
+                                        manifold=euclidean.MANIFOLD, symmetric=symmetric,
+                                        known_edges=known_closure)
+  assert from_closure == from_rows
+
+
+def test_a_closure_of_another_size_is_refused():
+  closure = graphs.Closure.from_edges(np.asarray([[1, 0]]), num_nodes=3)
+  with pytest.raises(ValueError, match="num_nodes=4 differs"):
+    reconstruction_metrics(np.zeros((4, 2)), closure, manifold=euclidean.MANIFOLD, num_nodes=4)

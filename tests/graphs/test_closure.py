@@ -1,4 +1,4 @@
-"""Tests for embedlab.graphs: every structure of a Closure against its definition, by brute force."""
+"""Tests for embedlab.graphs: each structure of a Closure against its definition, by brute force."""
 
 from __future__ import annotations
 

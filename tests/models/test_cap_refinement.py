@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from embedlab import graphs
 from embedlab.evals import reconstruction
 from embedlab.geometry import poincare
 from embedlab.models import cap_refinement
@@ -123,3 +124,19 @@ def test_a_lone_root_is_returned_as_is():
   built = nested_caps.nested_caps(np.zeros((0, 2), np.int64), 1, dim=4)
   same, rounds = cap_refinement.refine_caps(np.zeros((0, 2), np.int64), 1, built)
   assert same is built and len(rounds) == 1
+
+
+def test_a_closure_refines_like_its_rows():
+  parent, edges = DAGS["random_150_extra_8"]
+  closure = graphs.Closure.from_edges(edges, num_nodes=len(parent))
+  built = nested_caps.nested_caps(closure, dim=4)
+  from_rows, _ = cap_refinement.refine_caps(edges, len(parent), built, steps=5)
+  from_closure, _ = cap_refinement.refine_caps(closure, caps=built, steps=5)
+  np.testing.assert_array_equal(from_closure.points, from_rows.points)
+  np.testing.assert_array_equal(from_closure.cap_angles, from_rows.cap_angles)
+  with pytest.raises(TypeError, match="caps"):
+    cap_refinement.refine_caps(closure, steps=5)
+  # Drop (u, root) for a node two levels down: u still reaches the root through its parent.
+  drop = np.flatnonzero((edges[:, 1] == 0) & (closure.num_ancestors[edges[:, 0]] >= 2))[0]
+  with pytest.raises(ValueError, match="not transitively closed"):
+    cap_refinement.refine_caps(np.delete(edges, drop, axis=0), len(parent), built, steps=5)

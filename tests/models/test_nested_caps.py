@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from embedlab import graphs
 from embedlab.evals import reconstruction
 from embedlab.geometry import poincare
 from embedlab.models import nested_caps
@@ -152,3 +153,26 @@ def test_deep_paths_warn_about_float64():
   parent = np.arange(-1, 29)  # 28 levels at >= 1.39 + 2 log 1.1 each: past r = 36
   with pytest.warns(UserWarning, match="float64"):
     nested_caps.nested_caps(_closure_of(parent), len(parent), dim=4)
+
+
+_DAG_ROWS = np.asarray([(1, 0), (2, 0), (3, 2), (3, 0), (4, 1), (4, 3), (4, 2), (4, 0),
+                        (5, 4), (5, 1), (5, 3), (5, 2), (5, 0)])
+
+
+@pytest.mark.parametrize("rows, num_nodes", [(_DAG_ROWS, 6),
+                                             (_closure_of(FORESTS["two_roots"]), 80),
+                                             (_closure_of(FORESTS["random_400"]), 400)])
+def test_a_closure_gives_the_caps_of_its_rows(rows, num_nodes):
+  closure = graphs.Closure.from_edges(rows, num_nodes=num_nodes)
+  from_rows = nested_caps.nested_caps(rows[::-1], num_nodes, dim=4)   # any row order
+  from_closure = nested_caps.nested_caps(closure, dim=4)
+  for field in ("points", "radii", "cap_angles", "layout_parent", "layout_depth"):
+    np.testing.assert_array_equal(getattr(from_closure, field), getattr(from_rows, field))
+  # layout_depth: the number of steps up the layout tree to a root.
+  parent = from_closure.layout_parent
+  for v in range(num_nodes):
+    steps, u = 0, v
+    while parent[u] >= 0:
+      steps, u = steps + 1, parent[u]
+    assert from_closure.layout_depth[v] == steps
+  np.testing.assert_array_equal(nested_caps.layout_tree(closure)[0], parent)

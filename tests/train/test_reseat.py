@@ -46,6 +46,19 @@ def test_leaf_structure_of_a_dag():
   np.testing.assert_array_equal(np.sort(two[-1]), [1, 2])   # 6 has two parents
 
 
+@pytest.mark.parametrize("max_parents, expected", [
+    (1, [1]), (2, [1, 2]), (3, [1, 2, 1]), (4, [1, 2, 1, 2])])
+def test_leaf_parents_are_the_direct_ones_repeated_cyclically(max_parents, expected):
+  rows = np.concatenate([_DAG, [[6, 2], [6, 1], [6, 0]]])   # 6: direct parents 1 and 2
+  closure = data_lib.Closure.from_edges(rows, num_nodes=7)
+  leaves, ancestors, parents = reseat.leaf_structure(closure, max_parents=max_parents)
+  np.testing.assert_array_equal(leaves, [4, 5, 6])
+  np.testing.assert_array_equal(parents[-1], expected)
+  for got, want in zip((leaves, ancestors, parents),
+                       reseat.leaf_structure(rows[::-1], 7, max_parents=max_parents)):
+    np.testing.assert_array_equal(got, want)
+
+
 def _closure_rank_sum(points, edges, manifold):
   metrics = reconstruction.reconstruction_metrics(jnp.asarray(points), edges, manifold=manifold)
   return round(metrics["mean_rank"] * metrics["num_pairs"])
