@@ -115,11 +115,14 @@ def test_linear_path_matches_the_generic_path(geometry_name, update):
   manifold = geometry.get(geometry_name)
   inner = optim.riemannian_sgd(0.05, manifold=manifold, c=C, update=update)
   assert isinstance(inner, optim.LinearStepTransformation)
-  generic = optax.GradientTransformation(inner.init, inner.update)
+  # An optimizer that declares nothing takes the generic path, as does linear=False.
+  undeclared = optax.GradientTransformation(inner.init, inner.update)
+  assert not optim.sparse_rows(undeclared, manifold=manifold, c=C).linear
   _, _, params, grads = _setup("rsgd_retr", geometry_name, "float32")
   results = []
-  for opt in (inner, generic):
-    rows = optim.sparse_rows(opt, manifold=manifold, c=C)
+  for linear in (True, False):
+    rows = optim.sparse_rows(inner, manifold=manifold, c=C, linear=linear)
+    assert rows.linear == linear
     p, state = params, rows.init(params)
     for step, ids in enumerate(STEP_IDS):
       p, state = jax.jit(rows.update)({"table": grads[step]}, state, p, jnp.asarray(ids))
