@@ -452,6 +452,10 @@ def main(argv=None) -> dict:
   import numpy as np
   from embedlab import data
 
+  if args.dtype == "float64":
+    # Process-wide, as embedlab.main does for a float64 config: the task only checks it is on.
+    jax.config.update("jax_enable_x64", True)
+
   closure = data.mammal_closure()
   results = {"settings": {k: (str(v) if isinstance(v, pathlib.Path) else v)
                           for k, v in vars(args).items()},

@@ -1,4 +1,4 @@
-r"""Milliseconds per hierarchy training step, old vs new sparse path, A/B in one process.
+r"""Milliseconds per hierarchy training step, generic vs linear sparse path, A/B in one process.
 
 Builds the :class:`embedlab.train.hierarchy.HierarchyTask` of an experiment preset (WordNet
 nouns by default: 82,115 nodes, 743,241 closure rows), jits a ``lax.scan`` of ``--steps``
@@ -8,23 +8,23 @@ Prints the median and best ms per step of each, the ratio to the first variant, 
 per epoch (ms/step times ``steps_per_epoch``). Run from the repository root, pinned to one
 core::
 
-  EMBEDLAB_DATA_DIR=/work/shared/data taskset -c 0 /work/venv/bin/python \
-      benchmarks/hierarchy_step.py --batch 50 --steps 2000 --rounds 5
+  EMBEDLAB_DATA_DIR=DATA_DIR taskset -c 0 python benchmarks/hierarchy_step.py \
+      --batch 50 --steps 2000 --rounds 5
 
-Variants (task attributes set on a shallow copy before tracing):
+Variants (config fields of each variant's task; everything else is the preset's):
 
-* ``old``: the generic sparse step (full-table zero buffer, scatter-add, gather, optimizer
+* ``old``: ``linear_rows=false, negatives.redraw=full``: the generic sparse step of
+  :func:`embedlab.optim.sparse_rows` (full-table zero buffer, scatter-add, gather, optimizer
   update on the gathered rows, scatter-set) and the CSR binary-search negative sampler with
-  every resample round drawn at full size (what the task did before the fast path);
-* ``linear``: the scatter-add step of stateless RSGD (``HierarchyTask._linear_sparse_step``),
-  old sampler;
-* ``new``: the linear step and the sampler the task now uses.
+  every resample round drawn at full size;
+* ``linear``: ``linear_rows=true, negatives.redraw=full``: the scatter-add path of a linear
+  step (stateless RSGD with ``update_rule="retr"``), full-size redraws;
+* ``new``: ``linear_rows=true, negatives.redraw=pooled``: the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import pathlib
 import statistics
 import sys
@@ -38,9 +38,9 @@ from embedlab.train import hierarchy  # noqa: E402  (after the path tweak)
 from experiments import hierarchy as hierarchy_experiment  # noqa: E402
 
 VARIANTS = {
-    "old": {"linear_rows": False, "fast_negatives": False},
-    "linear": {"linear_rows": True, "fast_negatives": False},
-    "new": {"linear_rows": True, "fast_negatives": True},
+    "old": "linear_rows=false,negatives.redraw=full",
+    "linear": "linear_rows=true,negatives.redraw=full",
+    "new": "linear_rows=true,negatives.redraw=pooled",
 }
 
 
@@ -75,18 +75,14 @@ def main(argv=None) -> None:
   parser.add_argument("--variants", default="old,linear,new")
   args = parser.parse_args(argv)
 
-  config = hierarchy_experiment.get_config(
-      f"{args.preset},batch={args.batch},negatives={args.negatives},geometry={args.geometry}")
-  config.optim.update_rule = args.update
-  config.row_updates = args.row_updates
-  base = hierarchy.HierarchyTask(config)
   names = args.variants.split(",")
   tasks = {}
   for name in names:
-    task = copy.copy(base)
-    for attribute, value in VARIANTS[name].items():
-      setattr(task, attribute, value and getattr(base, attribute))
-    tasks[name] = task
+    config = hierarchy_experiment.get_config(
+        f"{args.preset},batch={args.batch},negatives={args.negatives},geometry={args.geometry},"
+        f"optim.update_rule={args.update},row_updates={args.row_updates},{VARIANTS[name]}")
+    tasks[name] = hierarchy.HierarchyTask(config)
+  base = tasks[names[0]]
   steps = min(args.steps, base.steps_per_epoch)
   batches = jax.tree.map(lambda a: a[:steps],
                          base.epoch_batches(jax.random.key(1), base.data))
@@ -99,8 +95,9 @@ def main(argv=None) -> None:
         f"{base.steps_per_epoch} steps per epoch, device {jax.devices()[0].device_kind}")
   for name, fn in fns.items():  # compile and warm up
     jax.block_until_ready(fn(params, opt_state, batches, jax.random.key(2)))
-    print(f"  {name}: linear_rows={tasks[name].linear_rows} "
-          f"fast_negatives={tasks[name].fast_negatives}")
+    rows = tasks[name].rows
+    print(f"  {name}: linear path {rows is not None and rows.linear}, "
+          f"redraw {tasks[name].config.negatives.redraw}")
 
   times = {name: [] for name in names}
   for r in range(args.rounds):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -43,7 +44,11 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  outcome = train.run(_CONFIG.value, _WORKDIR.value)
+  config = _CONFIG.value
+  if train.needs_x64(config):
+    # Process-wide, so set here (never inside a task), before anything is traced.
+    jax.config.update("jax_enable_x64", True)
+  outcome = train.run(config, _WORKDIR.value)
   print(_summary(outcome.results))
   print(f"results: {_WORKDIR.value}/results.json")
 

@@ -21,83 +21,94 @@ annealed ones with hard negatives), ``mammals_caps`` and ``nouns_caps`` (nested 
 closure built into the ball, no training), ``mammals_caps_refined`` and ``nouns_caps_refined``
 (the caps then bent to fit the DAG: the nouns target, ~10 min in all), ``nouns_caps_tuned``
 (nouns_caps + 20 epochs), ``smoke`` (a few seconds, for tests).
-Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (num_negatives), ``burn_in``
-(burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name).
+Presets build on one another as plain dicts (``nouns_hard`` is ``nouns_reference`` with hard
+negatives, ``mammals_caps_refined`` is ``mammals_caps`` with refinement steps).
+Arg aliases: ``lr`` (optim.learning_rate), ``negatives`` (negatives.per_pair), ``burn_in``
+(burn_in_epochs), ``batch`` (batch_size), ``optimizer`` (optim.name), ``link``
+(link_prediction.test_fraction), and the negative-sampling fields' names from before the
+``negatives`` sub-config: ``negatives_from``, ``num_negatives``, ``batch_negatives``,
+``hard_negatives``, ``hard_pool``, ``hard_every_epochs``, ``hard_from_epoch``,
+``rank_weighting``, ``presample_negatives`` (e.g. ``paper,hard_negatives=3,hard_from_epoch=20``).
 """
+
+import dataclasses
 
 import ml_collections
 
+from embedlab.losses.negatives import NegativeSettings
 from embedlab.train.config import build_config, loop_config
 
-ALIASES = {"lr": "optim.learning_rate", "negatives": "num_negatives",
+ALIASES = {"lr": "optim.learning_rate", "negatives": "negatives.per_pair",
            "burn_in": "burn_in_epochs", "batch": "batch_size", "optimizer": "optim.name",
-           "link": "link_prediction.test_fraction"}
+           "link": "link_prediction.test_fraction",
+           # The negative-sampling fields' names from before they had a sub-config.
+           "negatives_from": "negatives.source", "num_negatives": "negatives.per_pair",
+           "batch_negatives": "negatives.shared", "hard_negatives": "negatives.hard",
+           "hard_pool": "negatives.hard_pool", "hard_every_epochs": "negatives.hard_every_epochs",
+           "hard_from_epoch": "negatives.hard_from_epoch",
+           "rank_weighting": "negatives.rank_weighting",
+           "presample_negatives": "negatives.presample"}
+
+# The default demo: the paper's model and batch, with the noise-free expectation of the sampled
+# loss (every non-ancestor as a negative, weighted by negatives.per_pair / num_nodes) and lr 0.4.
+# See README for its numbers next to the paper's.
+MAMMALS = {"negatives.source": "all", "optim.learning_rate": 0.4}
+# The N&K reference code's recipe for the nouns (facebookresearch/poincare-embeddings,
+# train-nouns.sh): batch 50, lr 1.0 on the batch-mean loss, constant after a 20-epoch burn-in at
+# lr/100, 50 uniform negatives, 1,500 epochs (~6-7 s of training per epoch on one CPU core,
+# ~3 h). The reference burn-in draws negatives by count^0.75; this one draws them uniformly
+# throughout.
+NOUNS_REFERENCE = {"dataset": "nouns", "dim": 10, "epochs": 1500, "batch_size": 50,
+                   "optim.learning_rate": 1.0, "burn_in_epochs": 20, "burn_in_multiplier": 0.01,
+                   "optim.decay": "none", "eval_every_epochs": 25, "checkpoint_every_epochs": 5,
+                   "epochs_per_call": 5, "eval.max_queries": 2000}
+# No training: the closure built into the ball by nested caps (embedlab/models/nested_caps.py),
+# float64, then the final all-query evaluation.
+MAMMALS_CAPS = {"init": "nested_caps", "dtype": "float64", "epochs": 0, "burn_in_epochs": 0}
+NOUNS_CAPS = {**MAMMALS_CAPS, "dataset": "nouns", "dim": 10, "eval.max_queries": 2000}
+# The caps bent to fit the DAG (embedlab/models/cap_refinement.py): 150 Adam steps on the
+# sphere, no training of the N&K loss, then the final all-query evaluation.
+REFINED = {"nested_caps.refine.steps": 150}
 
 PRESETS = {
-    # The default demo: the paper's model and batch, with the noise-free expectation of the
-    # sampled loss (every non-ancestor as a negative, weighted by num_negatives / num_nodes)
-    # and lr 0.4. See README for its numbers next to the paper's.
-    "mammals": {"negatives_from": "all", "optim.learning_rate": 0.4},
+    "mammals": MAMMALS,
     # The demo in 2 dimensions: the picture is the embedding itself (labels on the top levels).
-    "mammals_2d": {"negatives_from": "all", "optim.learning_rate": 0.4, "dim": 2},
+    "mammals_2d": {**MAMMALS, "dim": 2},
     # Nickel & Kiela's reported settings.
-    "paper": {"epochs": 300, "batch_size": 10, "num_negatives": 50,
+    "paper": {"epochs": 300, "batch_size": 10, "negatives.per_pair": 50,
               "optim.learning_rate": 0.3, "burn_in_epochs": 20, "burn_in_multiplier": 0.01,
               "optim.name": "rsgd", "optim.update_rule": "retr", "eval_every_epochs": 50,
               "checkpoint_every_epochs": 50, "epochs_per_call": 10},
     # WordNet nouns, dim 10: 50 uniform negatives per pair, batch 64 at lr 8 (0.125 per pair,
     # the loss being a batch mean), a 1-epoch burn-in at lr/10, then linear decay to 0 over
     # 100 epochs; ~7 s of training per epoch on one CPU core (benchmarks/hierarchy_step.py).
-    # Evaluations during training rank 2,000
-    # sampled query nodes; the final one ranks all 82,114 (several minutes).
+    # Evaluations during training rank 2,000 sampled query nodes; the final one ranks all
+    # 82,114 (several minutes).
     "nouns": {"dataset": "nouns", "dim": 10, "epochs": 100, "batch_size": 64,
               "optim.learning_rate": 8.0, "burn_in_epochs": 1, "burn_in_multiplier": 0.1,
               "optim.decay": "linear", "eval_every_epochs": 20, "checkpoint_every_epochs": 5,
               "epochs_per_call": 5, "eval.max_queries": 2000},
-    # The N&K reference code's recipe for the nouns (facebookresearch/poincare-embeddings,
-    # train-nouns.sh): batch 50, lr 1.0 on the batch-mean loss, constant after a 20-epoch
-    # burn-in at lr/100, 50 uniform negatives, 1,500 epochs (~6-7 s of training per epoch on
-    # one CPU core, ~3 h). The reference burn-in draws negatives by count^0.75; this one
-    # draws them uniformly throughout.
-    "nouns_reference": {"dataset": "nouns", "dim": 10, "epochs": 1500, "batch_size": 50,
-                        "optim.learning_rate": 1.0, "burn_in_epochs": 20,
-                        "burn_in_multiplier": 0.01, "optim.decay": "none",
-                        "eval_every_epochs": 25, "checkpoint_every_epochs": 5,
-                        "epochs_per_call": 5, "eval.max_queries": 2000},
+    "nouns_reference": NOUNS_REFERENCE,
     # nouns_reference for 760 epochs, then 60 epochs with 3 hard negatives per pair (pools of
     # 128 nearest non-ancestors, refreshed every 10 epochs) while the rate decays linearly to 0
     # (README: the best nouns recipe found so far; ~16 min on one H100, ~2 h on one CPU core).
-    "nouns_hard": {"dataset": "nouns", "dim": 10, "epochs": 820, "batch_size": 50,
-                   "optim.learning_rate": 1.0, "burn_in_epochs": 20,
-                   "burn_in_multiplier": 0.01, "optim.decay": "linear",
-                   "optim.decay_begin_epoch": 760, "hard_negatives": 3, "hard_pool": 128,
-                   "hard_from_epoch": 760,
-                   "eval_every_epochs": 20, "checkpoint_every_epochs": 5,
-                   "epochs_per_call": 5, "eval.max_queries": 2000},
-    # No training: the closure built into the ball by nested caps (embedlab/models/
-    # nested_caps.py), float64, then the final all-query evaluation.
-    "mammals_caps": {"init": "nested_caps", "dtype": "float64", "epochs": 0,
-                     "burn_in_epochs": 0},
-    "nouns_caps": {"dataset": "nouns", "dim": 10, "init": "nested_caps", "dtype": "float64",
-                   "epochs": 0, "burn_in_epochs": 0, "eval.max_queries": 2000},
-    # The caps bent to fit the DAG (embedlab/models/cap_refinement.py): 150 Adam steps on the
-    # sphere, no training of the N&K loss, then the final all-query evaluation.
-    "mammals_caps_refined": {"init": "nested_caps", "dtype": "float64", "epochs": 0,
-                             "burn_in_epochs": 0, "nested_caps.refine.steps": 150},
-    "nouns_caps_refined": {"dataset": "nouns", "dim": 10, "init": "nested_caps",
-                           "dtype": "float64", "epochs": 0, "burn_in_epochs": 0,
-                           "eval.max_queries": 2000, "nested_caps.refine.steps": 150},
+    "nouns_hard": {**NOUNS_REFERENCE, "epochs": 820, "optim.decay": "linear",
+                   "optim.decay_begin_epoch": 760, "negatives.hard": 3,
+                   "negatives.hard_pool": 128, "negatives.hard_from_epoch": 760,
+                   "eval_every_epochs": 20},
+    "mammals_caps": MAMMALS_CAPS,
+    "nouns_caps": NOUNS_CAPS,
+    "mammals_caps_refined": {**MAMMALS_CAPS, **REFINED},
+    "nouns_caps_refined": {**NOUNS_CAPS, **REFINED},
     # nouns_caps, then 20 float64 epochs of the N&K loss (batch 50, lr 1.0 decaying linearly to
     # 0, 3 hard negatives per pair from pools of 128 refreshed every 5 epochs): the training
     # pulls in the ancestors the caps' layout tree leaves off (a DAG's second parents).
-    "nouns_caps_tuned": {"dataset": "nouns", "dim": 10, "init": "nested_caps",
-                         "dtype": "float64", "epochs": 20, "batch_size": 50,
-                         "optim.learning_rate": 1.0, "burn_in_epochs": 0,
-                         "optim.decay": "linear", "hard_negatives": 3, "hard_pool": 128,
-                         "hard_every_epochs": 5, "eval_every_epochs": 5,
-                         "checkpoint_every_epochs": 5, "epochs_per_call": 5,
-                         "eval.max_queries": 2000},
-    "smoke": {"epochs": 4, "batch_size": 32, "num_negatives": 10, "burn_in_epochs": 1,
+    "nouns_caps_tuned": {**NOUNS_CAPS, "epochs": 20, "batch_size": 50,
+                         "optim.learning_rate": 1.0, "optim.decay": "linear",
+                         "negatives.hard": 3, "negatives.hard_pool": 128,
+                         "negatives.hard_every_epochs": 5, "eval_every_epochs": 5,
+                         "checkpoint_every_epochs": 5, "epochs_per_call": 5},
+    "smoke": {"epochs": 4, "batch_size": 32, "negatives.per_pair": 10, "burn_in_epochs": 1,
               "eval_every_epochs": 2, "checkpoint_every_epochs": 2, "epochs_per_call": 2,
               "plot": False},
 }
@@ -113,7 +124,7 @@ def base_config() -> ml_collections.ConfigDict:
   # by embedlab).
   config.dataset_format = "auto"
   config.geometry = "poincare"        # any name in embedlab.geometry.GEOMETRIES
-  # "distance": d(u, v) in the geometry; "translational": d(u + r, v), Euclidean only (N&K).
+  # "distance": d(u, v) in the geometry; "translational": d(u + r, v), flat geometries (N&K).
   config.model = "distance"
   config.curvature = 1.0
   config.dim = 5
@@ -136,26 +147,22 @@ def base_config() -> ml_collections.ConfigDict:
   # a fine-tune in one command. Nodes are matched by name; the schedule starts afresh.
   config.init_from = ml_collections.FieldReference(None, field_type=str)
   config.batch_size = 10
-  config.num_negatives = 50
-  # "uniform" or "unigram" (count^0.75, as word2vec and the N&K reference code; gensim uses
-  # raw counts) sample num_negatives per pair; "all" uses
-  # every non-ancestor, each weighted by num_negatives / num_nodes: the noise-free expectation
-  # of the sampled loss (small graphs only, <= 4096 nodes).
-  # "batch": one set of batch_negatives uniform nodes shared by every pair of a step, each
-  # weighted by num_negatives / batch_negatives (large graphs; see embedlab/train/hierarchy.py).
-  config.negatives_from = "uniform"
-  config.batch_negatives = 1024
-  # Hard negatives: hard_negatives more per pair, drawn from each node's hard_pool nearest
+  # How negatives are drawn (embedlab/losses/negatives.py; the fields and their defaults are
+  # NegativeSettings'): source "uniform" or "unigram" (count^0.75, as word2vec and the N&K
+  # reference code; gensim uses raw counts) samples per_pair negatives per pair; "all" uses every
+  # non-ancestor, each weighted by per_pair / num_nodes: the noise-free expectation of the
+  # sampled loss (small graphs only, <= 4096 nodes); "batch": one set of `shared` uniform nodes
+  # shared by every pair of a step, each weighted by per_pair / shared (large graphs).
+  # Hard negatives: `hard` more per pair, drawn from each node's hard_pool nearest
   # non-ancestors, recomputed every hard_every_epochs from hard_from_epoch on (0 = off).
-  config.hard_negatives = 0
-  config.hard_pool = 32
-  config.hard_every_epochs = 10
-  config.hard_from_epoch = 0
-  # With hard negatives: draw each epoch's pairs with replacement, pair (u, a) with probability
-  # proportional to (1 + #pool members nearer to u than a) ** rank_weighting, re-estimated at
-  # each pool refresh (0 = off: a permutation of the edges). Mean rank is a sum of ranks, so
-  # this spends the steps where the rank sum is.
-  config.rank_weighting = 0.0
+  # rank_weighting (with hard negatives): draw each epoch's pairs with replacement, pair (u, a)
+  # with probability proportional to (1 + #pool members nearer to u than a) ** rank_weighting,
+  # re-estimated at each pool refresh (0 = off: a permutation of the edges). Mean rank is a sum
+  # of ranks, so this spends the steps where the rank sum is.
+  # presample: "auto" draws an epoch's sampled negatives before its steps when that is small
+  # (<= 4M ids); "yes" / "no" force it. redraw: "pooled" or "full" resample rounds (the slower
+  # reference). Same distributions either way, other random draws.
+  config.negatives = ml_collections.ConfigDict(dataclasses.asdict(NegativeSettings()))
   # Re-seat stuck leaves (embedlab/train/reseat.py): every reseat.every_epochs from
   # reseat.from_epoch on (multiples of epochs_per_call; 0 = off), each leaf whose mean rank
   # exceeds max_mean_rank moves to the best of the seats at the radii around its first
@@ -169,9 +176,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.reseat.radii = (0.5, 1.0, 2.0, 4.0)
   config.reseat.num_directions = 4
   config.reseat.max_parents = 2
-  # "auto": sampled negatives of a whole epoch drawn before its steps when that is small
-  # (<= 4M ids); "yes" / "no" force it. Same distribution either way, other random draws.
-  config.presample_negatives = "auto"
   config.burn_in_epochs = 20
   config.burn_in_multiplier = 0.01
   config.optim = ml_collections.ConfigDict()
@@ -182,7 +186,13 @@ def base_config() -> ml_collections.ConfigDict:
   # Epoch where the decay starts (None: right after the burn-in); it ends at `epochs`.
   config.optim.decay_begin_epoch = ml_collections.FieldReference(None, field_type=int)
   config.optim.update_rule = "retr"   # "retr" (N&K) or "expmap"
-  config.row_updates = "auto"        # "auto", "dense" or "sparse" (see embedlab/train/hierarchy.py)
+  # "auto", "dense" or "sparse": a step updates the whole table, or only the rows it touched
+  # (embedlab.optim.sparse_rows; "auto": sparse when the table is 8x larger than those rows).
+  config.row_updates = "auto"
+  # Sparse steps of an optimizer with a linear step (RSGD with update_rule="retr") scatter-add
+  # each row's step; false sends them through the generic gather/update/scatter path instead
+  # (a reference for tests and benchmarks, equal up to float rounding).
+  config.linear_rows = True
   # Held-out share of the non-basic closure edges (N&K link prediction); 0 = reconstruction.
   config.link_prediction = ml_collections.ConfigDict()
   config.link_prediction.test_fraction = 0.0

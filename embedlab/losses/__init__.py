@@ -1,6 +1,7 @@
 """Pure loss functions; each takes a geometry so one loss works in every geometry.
 
-Modules: ``hierarchy`` (Nickel & Kiela negative sampling), ``metric`` (pair / triplet /
+Modules: ``hierarchy`` (Nickel & Kiela negative sampling), ``negatives`` (the negative
+samplers a table task composes: per pair, shared by a batch, every node, hard pools), ``metric`` (pair / triplet /
 multi-similarity / centroid-triplet losses, SNR distance), ``contrastive`` (NT-Xent, SupCon,
 InfoNCE, N-pair, prototypical), ``proxy`` (ProxyNCA, Proxy Anchor, CosFace, ArcFace),
 ``prototypes`` (equiangular basis vectors, hyperspherical and Busemann prototypes) and
@@ -11,7 +12,8 @@ uniformly (:data:`LOSSES`, :class:`LossSpec`).
 from embedlab.losses.contrastive import (
     infonce_loss, npair_loss, ntxent_loss, prototypical_loss, supcon_loss)
 from embedlab.losses.hierarchy import (
-    adjacency_contains, build_adjacency, hierarchy_loss, nickel_kiela_loss, sample_negatives)
+    adjacency_contains, build_adjacency, hierarchy_loss, nearest_non_ancestors, nickel_kiela_loss,
+    pool_outranked, sample_negatives, shared_negatives_loss, shared_negatives_mask)
 from embedlab.losses.metric import (
     centroid_triplet_loss, contrastive_loss, multi_similarity_loss, pair_masks, snr_distance,
     snr_regularizer, triplet_loss)
@@ -26,8 +28,9 @@ from embedlab.losses.registry import LOSSES, LossSpec, loss_defaults, loss_spec
 
 __all__ = [
     # hierarchy
-    "adjacency_contains", "build_adjacency", "hierarchy_loss", "nickel_kiela_loss",
-    "sample_negatives",
+    "adjacency_contains", "build_adjacency", "hierarchy_loss", "nearest_non_ancestors",
+    "nickel_kiela_loss", "pool_outranked", "sample_negatives", "shared_negatives_loss",
+    "shared_negatives_mask",
     # metric
     "centroid_triplet_loss", "contrastive_loss", "multi_similarity_loss", "pair_masks",
     "snr_distance", "snr_regularizer", "triplet_loss",

@@ -10,10 +10,14 @@ Nickel & Kiela, "Poincaré Embeddings for Learning Hierarchical Representations"
 eq. (6); the same loss trains the Lorentz model (Nickel & Kiela, ICML 2018) and the Euclidean
 baselines. Negatives are drawn inside the jitted step with ``jax.random`` and filtered against
 the closure by a binary search in its CSR adjacency (no host round trip, no dense N x N mask).
+
+The kernels here are pure functions; :mod:`embedlab.losses.negatives` composes them into the
+negative samplers a training task uses (per-pair, shared by a batch, every node, hard pools).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -103,6 +107,74 @@ def hierarchy_loss(embeddings, pairs, negatives, *, manifold: Manifold, c=1.0,
   negative_dist = manifold.dist(u[:, None, :], neg, c=c)
   return nickel_kiela_loss(positive_dist, negative_dist, negative_mask=negative_mask,
                            reduction=reduction)
+
+
+def shared_negatives_loss(embeddings, pairs, negatives, *, manifold: Manifold, c=1.0,
+                          negative_mask, num_negatives: int, num_candidates: int | None = None,
+                          translation=None, reduction: str = "mean"):
+  """Every pair against the same ``S`` negatives, each weighted ``K / S``.
+
+  ``S`` negatives shared by a batch cost one ``[B, S]`` distance matmul instead of ``B K``
+  gathers, and weighting each by ``K / S`` (``K = num_negatives``) keeps the loss a sample of
+  the same expectation as :func:`hierarchy_loss` with ``K`` uniform negatives per pair, with
+  ``S`` samples instead of ``K``: far less gradient noise per step (the "chunked" negatives of
+  large-scale embedding trainers such as PyTorch-BigGraph). With every node as a negative
+  (``S = N``) it is the noise-free expectation itself; ``K = N`` gives the exact softmax:
+
+      L(u, v) = d(u, v) + log( e^{-d(u, v)} + K / S sum_{s valid for u} e^{-d(u, s)} )
+
+  Args:
+    embeddings: ``[R, D]`` table of points on ``manifold``.
+    pairs: ``[B, 2]`` int rows ``(u, v)``: ``v`` is an ancestor of ``u``.
+    negatives: ``[S]`` int ids shared by every pair, or ``None``: every row of ``embeddings``.
+    manifold: the geometry; ``c`` its curvature magnitude.
+    negative_mask: ``[B, S]`` (``[B, R]`` for ``None``) bool, ``False`` drops a negative for
+      that pair (``u`` itself, its ancestors, padding rows, repeated draws).
+    num_negatives: ``K``, the per-pair sample size the weights stand for.
+    num_candidates: ``S`` in the weight; default ``len(negatives)`` (required with ``None``:
+      the number of real nodes when the table has padding rows).
+    translation: optional ``[D]`` relation vector added to every child, as in
+      :func:`hierarchy_loss`.
+    reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+  """
+  if num_candidates is None:
+    if negatives is None:
+      raise ValueError("num_candidates is required when every row is a negative (negatives=None)")
+    num_candidates = negatives.shape[0]
+  u, v = embeddings[pairs[:, 0]], embeddings[pairs[:, 1]]
+  if translation is not None:
+    u = u + translation
+  targets = embeddings if negatives is None else embeddings[negatives]
+  shift = jnp.log(num_candidates / num_negatives)
+  return nickel_kiela_loss(manifold.dist(u, v, c=c),
+                           manifold.pairwise_dist(u, targets, c=c) + shift,
+                           negative_mask=negative_mask, reduction=reduction)
+
+
+def shared_negatives_mask(anchors, shared, excluded):
+  """``[B, S]``: ``False`` where shared node ``s`` is ``u_b`` itself or one of its ancestors,
+  and on every copy of a node after its first.
+
+  Each of the ``B W`` excluded ids is binary-searched in the sorted ``shared`` and its hit
+  cleared by a scatter: ``O(B W log S)``, where comparing every pair would be ``O(B W S)``. A
+  node drawn twice keeps only its first copy (later copies are masked for every pair), so one
+  search finds every copy that counts.
+
+  Args:
+    anchors: ``[B]`` int ids ``u``.
+    shared: ``[S]`` int ids, sorted ascending (repeats allowed).
+    excluded: ``[N, W]`` int ids per node: itself and its ancestors, padded with repeats
+      (:meth:`embedlab.graphs.Closure.ancestor_matrix` with ``include_self=True, pad=None``).
+  """
+  excluded = excluded[anchors]                                         # [B, W]
+  size = shared.shape[0]
+  position = jnp.searchsorted(shared, excluded)
+  hit = shared[jnp.minimum(position, size - 1)] == excluded
+  rows = jnp.arange(anchors.shape[0])[:, None]
+  mask = jnp.ones((anchors.shape[0], size), bool)
+  mask = mask.at[rows, jnp.where(hit, position, size)].set(False, mode="drop")
+  first_copy = jnp.concatenate([jnp.ones((1,), bool), shared[1:] != shared[:-1]])
+  return mask & first_copy[None, :]
 
 
 def build_adjacency(offsets, targets, *, num_nodes: int, dense_max_nodes: int = 4096) -> dict:
@@ -243,7 +315,7 @@ def sample_negatives(key, anchors, *, num_negatives: int, num_nodes: int, adjace
 
 def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nodes: int,
                           pool_size: int, chunk_size: int = 512):
-  """For every node ``u``, the ``pool_size`` nodes nearest to it that are not ``u`` or its ancestors.
+  """For every node ``u``, its ``pool_size`` nearest nodes that are not ``u`` or its ancestors.
 
   These are the negatives a ranking of ``u``'s ancestors gets wrong first (hard negatives):
   uniform sampling meets a particular one about ``K / N`` times per occurrence of ``u``
@@ -253,7 +325,8 @@ def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nod
   Args:
     table: ``[R, D]`` points, ``R >= num_nodes`` (rows past ``num_nodes`` are ignored).
     excluded: ``[num_nodes, W]`` int ids per node: itself and its ancestors, padded with
-      repeats (see ``HierarchyTask``).
+      repeats (:meth:`embedlab.graphs.Closure.ancestor_matrix` with ``include_self=True,
+      pad=None``).
     manifold: the geometry; ``c`` its curvature magnitude.
     num_nodes: ``N``.
     pool_size: ``P < N``, neighbours kept per node.
@@ -278,3 +351,25 @@ def nearest_non_ancestors(table, excluded, *, manifold: Manifold, c=1.0, num_nod
 
   pools = jax.lax.map(one_chunk, queries.reshape(chunks, chunk_size))
   return pools.reshape(-1, pool_size)[:num_nodes]
+
+
+def pool_outranked(table, pool, excluded, edge_slots, *, manifold: Manifold, c=1.0):
+  """``int32 [E]``: for each closure row ``(u, a)``, how many of ``u``'s pool are nearer than ``a``.
+
+  With ``pool`` from :func:`nearest_non_ancestors` (``u``'s ``P`` nearest non-ancestors) this is
+  ``min(rank(u, a) - 1, P)``: the row's reconstruction rank, exact up to the pool size.
+
+  Args:
+    table: ``[R, D]`` points, ``R >= N``.
+    pool: ``[N, P]`` int ids.
+    excluded: ``[N, W]`` int ids, as for :func:`nearest_non_ancestors`.
+    edge_slots: ``[E]`` int, where row ``e = (u, a)`` sits in ``excluded`` flattened
+      (``u W + column of a``).
+    manifold: the geometry; ``c`` its curvature magnitude.
+  """
+  num_nodes = pool.shape[0]
+  x = table[:num_nodes, None, :]
+  to_pool = jnp.sort(manifold.dist(x, table[pool], c=c), axis=-1)          # [N, P]
+  to_excluded = manifold.dist(x, table[excluded], c=c)                    # [N, W]
+  counts = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(to_pool, to_excluded)
+  return counts.reshape(-1)[edge_slots].astype(jnp.int32)

@@ -11,12 +11,17 @@
 
 The transforms return Euclidean deltas, so they compose with the rest of optax
 (``optax.partition`` to mix them with ``optax.adam`` on Euclidean params, ``optax.chain``,
-``optax.inject_hyperparams``).
+``optax.inject_hyperparams``). :func:`sparse_rows` wraps any of them (or a plain optax one) so
+that a step updates only the rows of an embedding table it touched.
 """
 
-from embedlab.optim.riemannian import (UPDATE_RULES, RiemannianAdamState, RiemannianSGDState,
-                                       apply_updates, riemannian_adam, riemannian_sgd)
+from embedlab.optim.riemannian import (UPDATE_RULES, LinearStepTransformation,
+                                       RiemannianAdamState, RiemannianSGDState, apply_updates,
+                                       riemannian_adam, riemannian_sgd)
 from embedlab.optim.schedules import DECAYS, burn_in_schedule, decay_schedule
+from embedlab.optim.sparse import SparseRowsTransformation, gather_rows, sparse_rows
 
-__all__ = ["UPDATE_RULES", "RiemannianAdamState", "RiemannianSGDState", "apply_updates",
-           "burn_in_schedule", "DECAYS", "decay_schedule", "riemannian_adam", "riemannian_sgd"]
+__all__ = ["UPDATE_RULES", "LinearStepTransformation", "RiemannianAdamState",
+           "RiemannianSGDState", "SparseRowsTransformation", "apply_updates", "burn_in_schedule",
+           "DECAYS", "decay_schedule", "gather_rows", "riemannian_adam", "riemannian_sgd",
+           "sparse_rows"]

@@ -55,6 +55,28 @@ class RiemannianSGDState(NamedTuple):
   momentum: optax.Updates | None  # Tangent vectors at the params, like them; None if unused.
 
 
+class LinearStepTransformation(NamedTuple):
+  """An optax ``GradientTransformation`` whose step is linear in the gradient up to a projection.
+
+  ``init`` and ``update`` are those of an ordinary optax transformation (anything that takes a
+  ``GradientTransformation`` takes this). ``linear_step(grads, state, params) -> (steps,
+  new_state)`` says more about ``update``: per leaf, ``update`` moves ``x`` to
+  ``proj(x + steps)`` (up to rounding), ``steps`` is linear in ``grads`` at fixed ``params`` and
+  ``state``, and the state holds nothing per point (``new_state`` is what ``update`` returns).
+
+  So the step of a gradient summed over several occurrences of a point is the sum of their
+  steps: :func:`embedlab.optim.sparse_rows` scatter-adds each occurrence's step into the table
+  and projects only the touched rows, instead of summing the gradients in a table-sized buffer
+  first. :func:`riemannian_sgd` returns one when its step is ``proj(x - lr rgrad)``: without
+  momentum, with ``update="retr"``, or on a flat manifold (``curvature_sign == 0``), where the
+  exponential map is ``x + v``.
+  """
+
+  init: optax.TransformInitFn
+  update: optax.TransformUpdateFn
+  linear_step: Callable
+
+
 class RiemannianAdamState(NamedTuple):
   """State of :func:`riemannian_adam`."""
 
@@ -142,7 +164,10 @@ def riemannian_sgd(
 
   Returns:
     An ``optax.GradientTransformation`` whose ``update(grads, state, params)`` requires params
-    (``[..., D]`` float leaves) and returns the Euclidean deltas ``x' - x``.
+    (``[..., D]`` float leaves) and returns the Euclidean deltas ``x' - x``; a
+    :class:`LinearStepTransformation` when the step is ``proj(x - eta r)`` (no momentum, and
+    ``update="retr"`` or a flat manifold), which :func:`embedlab.optim.sparse_rows` updates
+    without a table-sized buffer.
   """
   name = "riemannian_sgd"
   _check_options(name, manifold, update)
@@ -178,6 +203,20 @@ def riemannian_sgd(
         momentum=None if momentum is None else treedef.unflatten(new_traces))
     return treedef.unflatten(deltas), new_state
 
+  def linear_step(updates, state, params):
+    # The step update_fn takes before its final projection, -lr * rgrad: linear in the gradient
+    # because egrad2rgrad is (a per-point rescaling or tangent projection at x).
+    _require_params(name, params)
+    lr = _value_at(learning_rate, state.count)
+
+    def step(g, x):
+      return -jnp.asarray(lr, x.dtype) * manifold.egrad2rgrad(x, g.astype(x.dtype), c=c)
+
+    new_state = RiemannianSGDState(count=optax.safe_increment(state.count), momentum=None)
+    return jax.tree.map(step, updates, params), new_state
+
+  if momentum is None and (update == "retr" or manifold.curvature_sign == 0):
+    return LinearStepTransformation(init_fn, update_fn, linear_step)
   return optax.GradientTransformation(init_fn, update_fn)
 
 

@@ -169,3 +169,16 @@ def plot_tree(points, edges, radii, path, *, title: str) -> pathlib.Path:
     ax.axis("off")
   fig.suptitle(title)
   return _save(fig, path)
+
+
+def hierarchy_title(dataset: str, *, manifold: Manifold, dim: int, metrics: dict) -> str:
+  """The title of a hierarchy run's picture: data, geometry, how it is drawn, its metrics.
+
+  Hyperbolic points of more than 2 dimensions are drawn by :func:`to_disk`'s projection (radius
+  proportional to the distance to the origin), and the title says so.
+  """
+  view = (" (projected: radius ∝ distance to origin)"
+          if dim != 2 and manifold.curvature_sign < 0 else "")
+  return (f"{dataset} · {manifold.name} · dim {dim}{view} · "
+          f"mean rank {metrics.get('mean_rank', float('nan')):.3f} · "
+          f"MAP {metrics.get('map', float('nan')):.3f}")

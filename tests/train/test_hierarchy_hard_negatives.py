@@ -12,7 +12,6 @@ import pytest
 
 from embedlab import train
 from embedlab.losses import hierarchy as hierarchy_loss
-from embedlab.train import hierarchy as hierarchy_task
 from tests.conftest import load_experiment, quiet_config
 
 _config = functools.partial(quiet_config, load_experiment("hierarchy"))
@@ -53,16 +52,16 @@ def test_pools_are_the_nearest_non_ancestors(geometry, pool_size, chunk_size, dt
       np.testing.assert_array_equal(pools[u], np.argsort(d, kind="stable")[:pool_size])
 
 def test_hard_negatives_are_masked_until_the_first_refresh_then_drawn_from_the_pool():
-  task = train.TASKS["hierarchy"](_config(HARD + ",hard_from_epoch=2"))
+  task = train.TASKS["hierarchy"](_config(HARD + ",hard_from_epoch=2,presample_negatives=no"))
   pairs = task.data["edges"][:64]
   key = jax.random.PRNGKey(0)
-  negatives, mask = task._negatives(key, pairs, task.data)
+  _, (negatives, mask) = jax.jit(task.sampler.draw)(key, pairs, task.data)
   assert negatives.shape == mask.shape == (64, 10 + 4)
   assert not np.asarray(mask[:, 10:]).any()
   assert task.refresh_data(task.init_params(key), task.data, epoch=1) is task.data  # too early
   params = {"embeddings": task.manifold.random_point(key, (task.table_rows, task.ambient))}
   data = task.refresh_data(params, task.data, epoch=2)
-  negatives, mask = task._negatives(key, pairs, data)
+  _, (negatives, mask) = jax.jit(task.sampler.draw)(key, pairs, data)
   assert np.asarray(mask[:, 10:]).all()
   pools = np.asarray(data["hard_pool"])
   for row, u in enumerate(np.asarray(pairs[:, 0])):
@@ -93,12 +92,15 @@ def test_hard_negative_run_resumes_bitwise(tmp_path):
 
 
 @pytest.mark.parametrize("arg, message", [
-    ("smoke,hard_negatives=2,negatives_from=all", "negatives_from must be 'uniform' or"),
-    ("smoke,hard_negatives=2,hard_pool=0", "0 < hard_pool <"),
-    ("smoke,hard_negatives=2,hard_pool=5000", "0 < hard_pool <"),
-    ("smoke,hard_negatives=2,hard_every_epochs=0", "hard_every_epochs >= 1"),
-    ("smoke,rank_weighting=1.0", "needs hard_negatives > 0"),
-    ("smoke,hard_negatives=2,rank_weighting=-1.0", "needs hard_negatives > 0"),
+    ("smoke,hard_negatives=2,negatives_from=all", "negatives.source must be 'uniform' or"),
+    ("smoke,hard_negatives=2,negatives_from=batch", "negatives.source must be 'uniform' or"),
+    ("smoke,hard_negatives=-1", "negatives.hard >= 0"),
+    ("smoke,hard_negatives=2,hard_pool=0", "0 < negatives.hard_pool <"),
+    ("smoke,hard_negatives=2,hard_pool=5000", "0 < negatives.hard_pool < 1182"),
+    ("smoke,hard_negatives=2,hard_every_epochs=0", "negatives.hard_every_epochs >= 1"),
+    ("smoke,hard_negatives=2,hard_from_epoch=-1", "negatives.hard_from_epoch >= 0"),
+    ("smoke,rank_weighting=1.0", "needs negatives.hard > 0"),
+    ("smoke,hard_negatives=2,rank_weighting=-1.0", "needs negatives.hard > 0"),
 ])
 def test_bad_hard_negative_settings_are_refused(arg, message):
   with pytest.raises(ValueError, match=message):
@@ -108,22 +110,22 @@ def test_bad_hard_negative_settings_are_refused(arg, message):
 def test_a_workdir_older_than_a_config_field_resumes_with_a_note(tmp_path, capsys):
   train.run(_config("smoke,stop_after_epochs=2"), tmp_path)
   stored = json.loads((tmp_path / "config.json").read_text())
-  del stored["hard_pool"], stored["optim"]["decay_begin_epoch"]
+  del stored["negatives"]["hard_pool"], stored["optim"]["decay_begin_epoch"]
   (tmp_path / "config.json").write_text(json.dumps(stored))
   assert train.run(_config("smoke"), tmp_path).results["finished"]
   out = capsys.readouterr().out
-  assert "predates the config fields hard_pool=32, optim.decay_begin_epoch=None" in out
+  assert "predates the config fields negatives.hard_pool=32, optim.decay_begin_epoch=None" in out
 
 
 def test_without_hard_negatives_the_draws_are_those_of_sample_negatives():
   """Adding the feature must not change the random numbers of runs that do not use it."""
-  task = train.TASKS["hierarchy"](_config("smoke"))
+  task = train.TASKS["hierarchy"](_config("smoke,presample_negatives=no"))
   pairs = task.data["edges"][:32]
   key = jax.random.PRNGKey(7)
-  got = task._negatives(key, pairs, task.data)
+  _, got = jax.jit(task.sampler.draw)(key, pairs, task.data)
   want = hierarchy_loss.sample_negatives(
       key, pairs[:, 0], num_negatives=10, num_nodes=task.num_nodes,
-      adjacency=task.data["adjacency"], max_degree=task.max_degree)
+      adjacency=task.data["adjacency"], max_degree=task.sampler.max_degree)
   for a, b in zip(got, want):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -134,9 +136,9 @@ def test_rank_weights_count_the_pool_members_nearer_than_each_ancestor():
   key = jax.random.PRNGKey(3)
   table = task.manifold.random_point(key, (task.table_rows, task.ambient))
   data = task.refresh_data({"embeddings": table}, task.data, epoch=0)
-  counts = np.asarray(hierarchy_task._pool_outranked(
-      table, data["hard_pool"], data["excluded"], task._edge_slots, manifold=task.manifold,
-      c=task.c))
+  counts = np.asarray(hierarchy_loss.pool_outranked(
+      table, data["hard_pool"], data["excluded"], task.sampler.edge_slots,
+      manifold=task.manifold, c=task.c))
   x = np.asarray(table, np.float64)
   pools = np.asarray(data["hard_pool"])
   dist = lambda u, v: float(task.manifold.dist(jnp.asarray(x[u]), jnp.asarray(x[v])))

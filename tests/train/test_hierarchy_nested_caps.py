@@ -17,7 +17,7 @@ _config = functools.partial(quiet_config, load_experiment("hierarchy"))
 
 
 @pytest.fixture(scope="module")
-def built_run(tmp_path_factory):
+def built_run(tmp_path_factory):  # the tests that use it are marked slow
   """The mammals_caps preset: construction only (epochs=0), then the all-query evaluation."""
   workdir = tmp_path_factory.mktemp("mammals_caps")
   with jax.enable_x64(True):
@@ -25,6 +25,7 @@ def built_run(tmp_path_factory):
   return workdir, outcome.results
 
 
+@pytest.mark.slow
 def test_construction_only_run_writes_a_finished_run(built_run):
   workdir, results = built_run
   assert results["finished"] and results["epochs_completed"] == 0
@@ -36,6 +37,7 @@ def test_construction_only_run_writes_a_finished_run(built_run):
   assert results["metrics"]["map"] > 0.99
 
 
+@pytest.mark.slow
 def test_the_table_is_the_construction_unprojected(built_run):
   workdir, _ = built_run
   stored = np.load(workdir / "embeddings.npz")
@@ -46,6 +48,7 @@ def test_the_table_is_the_construction_unprojected(built_run):
   assert str(stored["geometry"]) == "poincare"
 
 
+@pytest.mark.slow
 def test_training_from_the_construction_keeps_it_good(tmp_path):
   with jax.enable_x64(True):
     outcome = train.run(_config("mammals_caps,epochs=4,lr=0.1,eval_every_epochs=2,"
@@ -67,12 +70,12 @@ def test_bad_settings_are_refused(overrides, message):
     train.TASKS["hierarchy"](_config(f"mammals_caps,{overrides}"))
 
 
-def test_init_from_and_nested_caps_are_exclusive(built_run):
-  workdir, _ = built_run
+def test_init_from_and_nested_caps_are_exclusive(tmp_path):
   with pytest.raises(ValueError, match="set only one"):
-    train.TASKS["hierarchy"](_config(f"mammals_caps,init_from={workdir}"))
+    train.TASKS["hierarchy"](_config(f"mammals_caps,init_from={tmp_path}"))
 
 
+@pytest.mark.slow
 def test_refined_run_beats_the_construction(built_run, tmp_path):
   _, construction = built_run
   with jax.enable_x64(True):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from embedlab import train
+from embedlab.losses import hierarchy as hierarchy_loss
+from embedlab.losses.negatives import Negatives
 from tests.conftest import (
     ROOT, data_dir_or_skip, load_experiment, logged_losses, quiet_config, run_main)
 
@@ -80,12 +82,28 @@ def test_non_finite_loss_raises_and_keeps_last_checkpoint(tmp_path):
     ("smoke,geometry=hyperbolic", "unknown geometry 'hyperbolic'"),
     ("smoke,optimizer=sgd", "unknown optimizer 'sgd'"),
     ("smoke,dataset=birds", "birds"),
-    ("smoke,negatives_from=zipf", "unknown negatives_from"),
+    ("smoke,negatives_from=zipf", "unknown negatives.source"),
+    ("smoke,negatives.redraw=lazy", "unknown negatives.redraw"),
+    ("smoke,negatives=0", "negatives.per_pair must be positive"),
+    ("smoke,batch=100000", "batch_size 100000 exceeds the 6542 rows"),
     ("smoke,dim=0", "must be positive"),
 ])
 def test_bad_config_values_give_clear_errors(tmp_path, arg, message):
   with pytest.raises(ValueError, match=message):
     train.run(_config(arg), tmp_path)
+
+
+def test_a_float64_run_needs_x64_mode_and_says_how_to_get_it():
+  """x64 is process-wide: embedlab.main turns it on (train.needs_x64), a task never does."""
+  config = _config("smoke,dtype=float64")
+  assert train.needs_x64(config) and not train.needs_x64(_config("smoke"))
+  with jax.enable_x64(False):
+    with pytest.raises(ValueError, match=r"needs JAX's x64 mode.*jax.enable_x64\(True\)"):
+      train.TASKS["hierarchy"](config)
+    assert not jax.config.jax_enable_x64  # and it did not turn it on either
+  with jax.enable_x64(True):
+    task = train.TASKS["hierarchy"](config)
+    assert task.init_params(jax.random.PRNGKey(0))["embeddings"].dtype == np.float64
 
 
 @pytest.mark.parametrize("arg, message", [
@@ -99,6 +117,7 @@ def test_bad_config_args_give_clear_errors(arg, message):
     hierarchy_config.get_config(arg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(hierarchy_config.PRESETS))
 def test_every_preset_trains_restores_and_continues(tmp_path, preset):
   overrides = "epochs=2,stop_after_epochs=1,eval_every_epochs=2,checkpoint_every_epochs=1," \
@@ -115,10 +134,12 @@ def test_every_preset_trains_restores_and_continues(tmp_path, preset):
       overrides += ",eval.final_all_queries=false"
     if preset == "nouns_hard":  # its decay begins at epoch 760, past these 2 epochs
       overrides += ",optim.decay_begin_epoch=none"
-  partial = train.run(_config(f"{preset},{overrides}"), tmp_path)
-  assert partial.results["epochs_completed"] == 1
-  finished = train.run(_config(f"{preset},{overrides.replace('stop_after_epochs=1', 'stop_after_epochs=none')}"),
-                       tmp_path)
+  config = _config(f"{preset},{overrides}")
+  with jax.enable_x64(config.dtype == "float64"):  # main turns it on for such a config
+    partial = train.run(config, tmp_path)
+    assert partial.results["epochs_completed"] == 1
+    resumed = overrides.replace("stop_after_epochs=1", "stop_after_epochs=none")
+    finished = train.run(_config(f"{preset},{resumed}"), tmp_path)
   assert finished.results["finished"] and finished.results["epochs_completed"] == 2
   assert np.isfinite(finished.results["metrics"]["map"])
 
@@ -154,7 +175,8 @@ def test_all_negatives_loss_is_the_weighted_softmax(num_negatives):
       _config(f"mammals,negatives_from=all,negatives={num_negatives}"))
   table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
   pairs = np.asarray(task.closure.edges[::700][:8])
-  got = float(task._all_negatives_loss({"embeddings": table}, pairs, task.data))
+  pairs, negatives = task.sampler.draw(None, pairs, task.data)
+  got = float(task.sampler.loss(table, pairs, negatives))
   points = np.asarray(table)
   ancestors = {}
   for child, ancestor in task.closure.edges:
@@ -200,14 +222,15 @@ def test_batch_negatives_mask_and_loss_match_brute_force():
   chosen += [int(pairs[0, 0]), int(pairs[0, 1])] * 2 + pairs[:8, 1].tolist()
   shared = np.sort(np.asarray(chosen, np.int32))
   assert shared.size == 300
-  mask = np.asarray(task._batch_negatives_mask(pairs[:, 0], shared, task.data))
+  mask = np.asarray(hierarchy_loss.shared_negatives_mask(pairs[:, 0], shared,
+                                                         task.data["excluded"]))
   expected = np.array([[s not in ancestors[int(u)] and s != u
                         and (j == 0 or shared[j - 1] != s) for j, s in enumerate(shared)]
                        for u in pairs[:, 0]])
   np.testing.assert_array_equal(mask, expected)
 
   table = task.manifold.random_point(jax.random.PRNGKey(3), (task.table_rows, 5))
-  got = float(task._batch_negatives_loss(table, pairs, shared, mask))
+  got = float(task.sampler.loss(table, pairs, Negatives(shared, mask)))
   points = np.asarray(table)
   losses = []
   for b, (u, v) in enumerate(pairs):
@@ -231,13 +254,11 @@ def test_batch_negatives_of_every_node_equal_the_all_negatives_loss():
   """batch_negatives >= N: every node once, weighted K / N: the loss of negatives_from='all'."""
   every = train.TASKS["hierarchy"](_config("mammals,negatives_from=batch,batch_negatives=5000"))
   exact = train.TASKS["hierarchy"](_config("mammals,negatives_from=all"))
-  assert every.every_node_negative and not every.sparse
+  assert every.sampler.every_node and not every.sparse
   table = every.manifold.random_point(jax.random.PRNGKey(4), (every.table_rows, 5))
   pairs = every.data["edges"][::97][:32]
-  shared = jax.numpy.arange(every.num_nodes, dtype=jax.numpy.int32)
-  mask = every._batch_negatives_mask(pairs[:, 0], shared, every.data)
-  got = float(every._batch_negatives_loss(table, pairs, shared, mask))
-  want = float(exact._all_negatives_loss({"embeddings": table}, pairs, exact.data))
+  got = float(every.sampler.loss(table, *every.sampler.draw(None, pairs, every.data)))
+  want = float(exact.sampler.loss(table, *exact.sampler.draw(None, pairs, exact.data)))
   np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -272,7 +293,7 @@ def test_translational_baseline_trains(tmp_path):
   assert translation.shape == (5,) and np.linalg.norm(translation) > 0
   np.testing.assert_array_equal(np.load(tmp_path / "embeddings.npz")["translation"],
                                 translation)
-  with pytest.raises(ValueError, match="needs geometry='euclidean'"):
+  with pytest.raises(ValueError, match="needs a flat geometry"):
     train.run(_config("smoke,model=translational"), tmp_path / "poincare")
 
 
@@ -293,12 +314,12 @@ def test_presampled_negatives_exclude_ancestors(negatives_from):
   """An epoch's negatives drawn up front obey the same rule as per-step ones."""
   task = train.TASKS["hierarchy"](_config(
       f"smoke,negatives_from={negatives_from},presample_negatives=yes"))
-  assert task.presample
+  assert task.sampler.presample
   batches = task.epoch_batches(jax.random.PRNGKey(0), task.data)
   pairs = np.asarray(batches["pairs"]).reshape(-1, 2)
   negatives = np.asarray(batches["negatives"]).reshape(pairs.shape[0], -1)
   mask = np.asarray(batches["mask"]).reshape(negatives.shape)
-  assert negatives.shape[1] == task.config.num_negatives and mask.mean() > 0.99
+  assert negatives.shape[1] == task.config.negatives.per_pair and mask.mean() > 0.99
   ancestors = _ancestors(task.closure)
   for (u, _), row, valid in zip(pairs[::7], negatives[::7], mask[::7]):
     assert all(w != u and w not in ancestors[int(u)] for w in row[valid])
@@ -311,7 +332,7 @@ def test_presampling_trains_like_per_step_sampling(tmp_path):
     config = _config(f"smoke,presample_negatives={presample},epochs=6,eval_every_epochs=6,"
                      "checkpoint_every_epochs=6,lr=1.0")
     task = train.TASKS["hierarchy"](config)
-    assert task.presample == (presample == "yes")
+    assert task.sampler.presample == (presample == "yes")
     initial = task.evaluate(task.init_params(jax.random.PRNGKey(0)))
     results[presample] = train.run(config, tmp_path / presample).results["metrics"]
     assert results[presample]["mean_rank"] < initial["mean_rank"] / 3

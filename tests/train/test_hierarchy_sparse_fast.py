@@ -1,8 +1,8 @@
-"""The scatter-add sparse step of stateless RSGD against the generic sparse step."""
+"""The hierarchy task's sparse steps: the scatter-add path of stateless RSGD against the generic
+gather/update/scatter path of :func:`embedlab.optim.sparse_rows` (``linear_rows=false``)."""
 
 from __future__ import annotations
 
-import copy
 import functools
 
 import jax
@@ -35,7 +35,7 @@ LINEAR_CASES = [
 
 
 def _task(arg: str, update: str = "retr"):
-  config = _config(f"smoke,row_updates=sparse,presample_negatives=no,burn_in=0,{arg}")
+  config = _config(f"smoke,row_updates=sparse,negatives.presample=no,burn_in=0,{arg}")
   config.optim.update_rule = update
   return train.TASKS["hierarchy"](config)
 
@@ -66,11 +66,10 @@ def _run_steps(task, steps: int):
 def test_linear_step_matches_generic_sparse_step(geometry, update, overrides, steps,
                                                  negatives_from):
   """Same params, state and losses after many steps, up to float32 rounding."""
-  fast = _task(f"geometry={geometry},{overrides},negatives_from={negatives_from},"
-               "batch_negatives=64", update)
-  assert fast.linear_rows
-  generic = copy.copy(fast)
-  generic.linear_rows = False
+  arg = f"geometry={geometry},{overrides},negatives.source={negatives_from},negatives.shared=64"
+  fast = _task(arg, update)
+  generic = _task(arg + ",linear_rows=false", update)
+  assert fast.rows.linear and not generic.rows.linear
   got, got_state, got_losses = _run_steps(fast, steps)
   want, want_state, want_losses = _run_steps(generic, steps)
   np.testing.assert_allclose(np.asarray(got["embeddings"]), np.asarray(want["embeddings"]),
@@ -98,7 +97,7 @@ def test_linear_step_matches_generic_sparse_step(geometry, update, overrides, st
     ("optimizer=radam,geometry=poincare", "retr", False),
 ])
 def test_linear_step_only_where_the_update_is_linear(arg, update, expected):
-  assert _task(arg, update).linear_rows == expected
+  assert _task(arg, update).rows.linear == expected
 
 
 def test_untouched_rows_stay_bit_identical():
@@ -109,13 +108,13 @@ def test_untouched_rows_stay_bit_identical():
   table = np.asarray(params["embeddings"])
   changed = np.any(table != initial, axis=-1)
   assert 0 < changed.sum() < task.num_nodes  # 3 steps touch at most 3 * 32 * 12 rows
-  assert changed.sum() <= 3 * task.config.batch_size * (task.config.num_negatives + 2)
+  assert changed.sum() <= 3 * task.config.batch_size * (task.config.negatives.per_pair + 2)
 
 
 def test_sparse_linear_resume_is_bitwise_identical(tmp_path):
   arg = "smoke,row_updates=sparse,epochs=4,checkpoint_every_epochs=2,eval_every_epochs=4"
   straight = train.run(_config(arg), tmp_path / "straight")
-  assert train.TASKS["hierarchy"](_config(arg)).linear_rows
+  assert train.TASKS["hierarchy"](_config(arg)).rows.linear
   partial = train.run(_config(arg + ",stop_after_epochs=2"), tmp_path / "killed")
   assert partial.results["epochs_completed"] == 2
   resumed = train.run(_config(arg), tmp_path / "killed")
