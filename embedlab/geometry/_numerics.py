@@ -97,3 +97,21 @@ def scaled_by_norm(fn, n, limit):
 def as_curvature(c, dtype):
   """Curvature as an array of ``dtype`` (it is data: it can be traced and learned)."""
   return jnp.asarray(c, dtype=dtype)
+
+
+def unit(x):
+  """Rows scaled to unit norm, ``x / |x|``; a zero row stays zero, with zero gradient."""
+  sq = jnp.sum(x * x, axis=-1, keepdims=True)
+  nonzero = sq > 0
+  return jnp.where(nonzero, x * jax.lax.rsqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+
+
+def midpoint_weights(weights, dtype):
+  """``(weights, total, empty)`` for a weighted midpoint of rows: ``weights [..., M, N]`` cast to
+  ``dtype``, their row sums ``[..., M, 1]`` with 1 in place of a non-positive sum (safe to
+  divide by), and ``empty [..., M, 1]``: rows of zero total weight (their midpoint is the
+  origin)."""
+  weights = weights.astype(dtype)
+  total = jnp.sum(weights, axis=-1, keepdims=True)
+  empty = total <= 0
+  return weights, jnp.where(empty, 1.0, total), empty

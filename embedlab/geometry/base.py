@@ -20,12 +20,45 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
+from embedlab.geometry import _defaults
+
+
+class _Generic:
+  """A record's generic default for one optional operation, bound to the record.
+
+  Equal to any other generic default of the same operation, so two records built from the same
+  functions are equal (one ``jit`` cache entry), and rebound by ``Manifold.__post_init__`` when
+  a record is copied with ``dataclasses.replace`` (it then uses the copy's operations).
+  """
+
+  __slots__ = ("fn", "manifold")
+
+  def __init__(self, fn: Callable, manifold: "Manifold"):
+    self.fn = fn
+    self.manifold = manifold
+
+  @property
+  def __name__(self) -> str:
+    return self.fn.__name__
+
+  def __call__(self, *args, **kwargs):
+    return self.fn(self.manifold, *args, **kwargs)
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, _Generic) and other.fn is self.fn
+
+  def __hash__(self) -> int:
+    return hash(self.fn)
+
+  def __repr__(self) -> str:
+    return f"<generic {self.fn.__name__}>"
+
 
 @dataclasses.dataclass(frozen=True)
 class Manifold:
   """A geometry as a bundle of pure functions (see each module for formulas).
 
-  Attributes:
+  Required attributes:
     name: registry name, e.g. ``"poincare"``.
     dist: ``(x[..., D], y[..., D], *, c) -> [...]`` geodesic distance.
     pairwise_dist: ``(x[..., n, D], y[..., m, D], *, c) -> [..., n, m]``, via a matmul.
@@ -44,6 +77,42 @@ class Manifold:
     is_on_manifold: ``(x, *, c, atol) -> bool[...]`` per-point membership test.
     ambient_dim: ``(dim) -> D`` ambient size for intrinsic dimension ``dim``.
     curvature_sign: -1 hyperbolic, 0 flat, +1 spherical.
+
+  Optional operations (what losses and tasks need beyond the above). A field left out (or
+  ``None``) gets the generic default of :mod:`embedlab.geometry._defaults`, built from the
+  required ones; the built-in geometries give closed forms. Tangent vectors at the origin are
+  written in the ``d = tangent_dim(D)`` *tangent coordinates*: the last ``d`` ambient
+  coordinates (the hyperboloid drops its time coordinate, ``d = D - 1``; elsewhere ``d = D``).
+
+    weighted_midpoint: ``(points[N, D], weights[M, N], *, c) -> [M, D]`` the midpoint of the
+      points with non-negative weights (a row of zero total weight gives the origin); losses
+      use it for class centroids and mixing. Default: the weighted mean in the tangent space
+      at the origin, mapped back (not the geodesic midpoint: define one where a closed form
+      exists).
+    expmap0: ``(v[..., d], *, c) -> [..., D]`` the exponential map at the origin, from tangent
+      coordinates. Default: ``expmap(origin, proj_tangent(origin, pad(v)))``.
+    logmap0: ``(x[..., D], *, c) -> [..., d]`` its inverse. Default: ``logmap(origin, x)`` less
+      the leading ``D - d`` coordinates.
+    direction0: ``(x[..., D], *, c) -> [..., d]`` the unit direction of ``x`` seen from the
+      origin (0 at the origin). Default: ``logmap0(x) / |logmap0(x)|``.
+    pairwise_similarity: ``(x[..., n, D], y[..., m, D], *, c) -> [..., n, m]`` the similarity
+      softmax-style losses score pairs with; it must order pairs as ``-pairwise_dist`` does.
+      Default: ``-pairwise_dist``.
+
+  Properties (flags; both false by default):
+    radial: points are the directions of nonzero ambient vectors: the manifold is the sphere
+      ``|x| = 1/sqrt(c)`` about the ambient origin, ``proj`` is the radial projection
+      ``x / (sqrt(c) |x|)`` (so raw vectors, such as a network's features or learnable class
+      vectors, are put on the manifold by ``proj``) and ``pairwise_similarity`` is the cosine
+      ``c <x, y> = cos(sqrt(c) d(x, y))``. Losses then normalise raw vectors with ``proj``,
+      take class directions as points, and use the cosine's angle (ArcFace) and chord
+      (ProxyNCA); see :mod:`embedlab.losses.proxy`.
+    vector_space: points are plain vectors of ``R^D`` with the Euclidean metric
+      (``dist(x, y) = |x - y|``, ``expmap(x, v) = x + v``, origin 0), so their coordinates may
+      be averaged and dotted: the SNR distance, N-pair's inner product and L2 penalty.
+
+  The conformance suite (:mod:`embedlab.geometry.conformance`) checks the optional operations
+  and what each flag claims.
   """
 
   name: str
@@ -64,9 +133,33 @@ class Manifold:
   is_on_manifold: Callable
   ambient_dim: Callable
   curvature_sign: int
+  weighted_midpoint: Callable | None = None
+  expmap0: Callable | None = None
+  logmap0: Callable | None = None
+  direction0: Callable | None = None
+  pairwise_similarity: Callable | None = None
+  radial: bool = False
+  vector_space: bool = False
+
+  def __post_init__(self):
+    for op, fn in _defaults.GENERIC.items():
+      if getattr(self, op) is None or isinstance(getattr(self, op), _Generic):
+        object.__setattr__(self, op, _Generic(fn, self))
 
   def __repr__(self) -> str:
     return f"Manifold({self.name!r})"
+
+  def generic_operations(self) -> tuple[str, ...]:
+    """The optional operations this record takes from the generic defaults."""
+    return tuple(op for op in _defaults.GENERIC if isinstance(getattr(self, op), _Generic))
+
+  def tangent_dim(self, ambient: int) -> int:
+    """``d``, the number of tangent coordinates at the origin for points of ambient size
+    ``ambient``: the largest ``d <= ambient`` with ``ambient_dim(d) == ambient``."""
+    for dim in range(ambient, -1, -1):
+      if self.ambient_dim(dim) == ambient:
+        return dim
+    raise ValueError(f"{self.name}: no dimension d has ambient_dim(d) == {ambient}")
 
 
 jax.tree_util.register_static(Manifold)

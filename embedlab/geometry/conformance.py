@@ -21,11 +21,25 @@ Properties checked (names as reported):
 * ``egrad2rgrad``: ``<rgrad f(x), v>_x == d/dt f(exp_x(t v))|_{t=0}`` for a smooth ``f``
   (the definition of the Riemannian gradient, checked against autodiff) and rgrad in ``T_x``.
 * ``broadcast``: ``[..., D]`` leaves give the same results as ``vmap`` over single points.
-* ``jit``: jitted functions agree with eager ones.
+* ``jit``: jitted functions (the optional operations included) agree with eager ones.
 * ``edge_gradients``: finite values and gradients of ``dist`` at ``x == y``, at the origin, and
   of ``expmap`` at ``v == 0``, ``logmap`` at ``x == y``.
 * ``far_points``: points pushed far from the origin (to the ball's margin, far up the
-  hyperboloid) stay on the manifold with finite distances and gradients.
+  hyperboloid) stay on the manifold with finite distances and gradients (and ``logmap0``).
+* ``midpoint``: ``weighted_midpoint`` lies on the manifold, does not depend on the order of the
+  points or the scale of a row's weights, gives the origin for zero weights and ``x`` for
+  copies of ``x``; a geometry's own midpoint (not the generic default) of two points with equal
+  weights is their geodesic midpoint (at ``d(x, y) / 2`` from both).
+* ``origin_maps``: ``expmap0`` / ``logmap0`` are inverse to each other, agree with ``expmap`` /
+  ``logmap`` at the origin in tangent coordinates (the last ``tangent_dim(D)`` ambient ones;
+  the leading ones are 0), ``|logmap0 y|`` (the metric at the origin) is ``d(origin, y)``, and
+  ``direction0`` is ``logmap0 / |logmap0|``.
+* ``similarity``: ``pairwise_similarity`` has ``pairwise_dist``'s shape and orders pairs as
+  ``-pairwise_dist`` does.
+* ``radial`` / ``vector_space``: what the flags claim (checked only when claimed): ``proj`` is
+  scale-invariant and puts any vector on the manifold and the similarity is
+  ``cos(sqrt(c) d)``; ``dist``, ``expmap``, ``logmap``, ``inner`` and ``origin`` are those of
+  ``R^D``.
 
 Implementation: the random inputs are drawn once per call; each property is then a jitted
 *compute* function (module level, so its compilation is cached per geometry, shape and dtype and
@@ -88,12 +102,17 @@ def _samples(m: Manifold, key, shape: tuple[int, ...], dtype, c) -> dict:
   """Every random input of the suite, drawn (eagerly) from the geometry's own samplers.
 
   Points ``x, y, z``; tangents ``u, v`` at ``x``; ``noise`` (a Euclidean perturbation);
-  ``w`` a tangent at ``x`` and ``w0`` one at the origin. Drawing them all here keeps the
-  property computations free of random number generation.
+  ``w`` a tangent at ``x`` and ``w0`` one at the origin; positive midpoint ``weights [3, 3n]``
+  (``n`` points per leaf array) and a permutation ``perm`` of the ``3n`` points. Drawing them all
+  here keeps the property computations free of random number generation.
   """
   keys = jax.random.split(key, 8)
   x = m.random_point(keys[0], shape, c=c, dtype=dtype)
+  count = 3 * int(np.prod(shape[:-1], dtype=int))
+  midpoint_keys = jax.random.split(jax.random.fold_in(key, 8), 2)
   return dict(
+      weights=jax.random.uniform(midpoint_keys[0], (3, count), dtype, 0.1, 1.0),
+      perm=jax.random.permutation(midpoint_keys[1], count),
       x=x, y=m.random_point(keys[1], shape, c=c, dtype=dtype),
       z=m.random_point(keys[2], shape, c=c, dtype=dtype),
       u=m.random_tangent(keys[3], x, c=c), v=m.random_tangent(keys[4], x, c=c),
@@ -237,6 +256,10 @@ def _broadcast_values(m: Manifold, s: dict) -> list:
        jax.vmap(lambda a, b, w: m.transp(a, b, w, c=c))(flat(x), flat(y), flat(u))),
       (flat(m.egrad2rgrad(x, u, c=c)),
        jax.vmap(lambda a, g: m.egrad2rgrad(a, g, c=c))(flat(x), flat(u))),
+      (flat(m.logmap0(x, c=c)), jax.vmap(lambda a: m.logmap0(a, c=c))(flat(x))),
+      (flat(m.direction0(x, c=c)), jax.vmap(lambda a: m.direction0(a, c=c))(flat(x))),
+      (flat(m.expmap0(m.logmap0(y, c=c), c=c)),
+       jax.vmap(lambda a: m.expmap0(a, c=c))(flat(m.logmap0(y, c=c)))),
   ]
 
 
@@ -250,15 +273,83 @@ def _edge_values(m: Manifold, s: dict) -> dict:
   x, c = s["x"], s["c"]
   o = m.origin(x.shape, c=c, dtype=x.dtype)
   zero = jnp.zeros_like(x)
+  tangent0 = m.logmap0(o, c=c)  # zero tangent coordinates at the origin
+  two = jnp.ones((1, 2), x.dtype)
   values = [m.dist(x, x, c=c), m.dist(o, o, c=c), m.dist(o, x, c=c),
-            m.expmap(x, zero, c=c), m.logmap(x, x, c=c)]
+            m.expmap(x, zero, c=c), m.logmap(x, x, c=c), m.expmap0(tangent0, c=c), tangent0,
+            m.direction0(o, c=c), m.weighted_midpoint(_flat(x)[:1].repeat(2, 0), two, c=c)]
   grads = [jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(x),
            jax.grad(lambda p: jnp.sum(m.dist(p, o, c=c)))(o),
            jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(o),
            jax.grad(lambda w: jnp.sum(m.expmap(x, w, c=c)))(zero),
            jax.grad(lambda p: jnp.sum(m.logmap(x, p, c=c)))(x),
-           jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c) ** 2))(x)]
+           jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c) ** 2))(x),
+           jax.grad(lambda w: jnp.sum(m.expmap0(w, c=c)))(tangent0),
+           jax.grad(lambda p: jnp.sum(m.logmap0(p, c=c)))(o),
+           jax.grad(lambda p: jnp.sum(m.direction0(p, c=c)))(o),
+           jax.grad(lambda p: jnp.sum(m.weighted_midpoint(p, two, c=c)))(
+               _flat(x)[:1].repeat(2, 0)),
+           jax.grad(lambda p: jnp.sum(m.weighted_midpoint(p, two, c=c)))(_flat(o)[:1].repeat(2, 0))]
   return dict(values=values, grads=grads)
+
+
+def _flat(a):
+  return a.reshape(-1, a.shape[-1])
+
+
+def _midpoint_values(m: Manifold, s: dict) -> dict:
+  x, y, z, c, w = _flat(s["x"]), _flat(s["y"]), _flat(s["z"]), s["c"], s["weights"]
+  n = x.shape[0]
+  points = jnp.concatenate([x, y, z])
+  mid = m.weighted_midpoint(points, w, c=c)
+  atol = _tolerances(x.dtype)[1] * 10
+  # Row i: x_i three times, with different weights.
+  same = jnp.tile(jnp.eye(n, dtype=x.dtype), (1, 3)) * w[0]
+  halves = m.weighted_midpoint(jnp.concatenate([x, y]),
+                               jnp.tile(jnp.eye(n, dtype=x.dtype), (1, 2)), c=c)
+  return dict(
+      on=jnp.all(m.is_on_manifold(mid, c=c, atol=atol)), mid=mid,
+      permuted=m.weighted_midpoint(points[s["perm"]], w[:, s["perm"]], c=c),
+      scaled=m.weighted_midpoint(points, 2.5 * w, c=c),
+      empty=m.weighted_midpoint(points, jnp.zeros_like(w[:2]), c=c),
+      origin=m.origin((2, x.shape[-1]), c=c, dtype=x.dtype),
+      same=m.weighted_midpoint(jnp.concatenate([x, x, x]), same, c=c), x=x,
+      d_xm=m.dist(x, halves, c=c), d_ym=m.dist(y, halves, c=c), d_xy=m.dist(x, y, c=c))
+
+
+def _origin_values(m: Manifold, s: dict) -> dict:
+  x, y, c = s["x"], s["y"], s["c"]
+  ambient = x.shape[-1]
+  extra = ambient - m.tangent_dim(ambient)
+  o = m.origin(x.shape, c=c, dtype=x.dtype)
+  v = m.logmap0(y, c=c)
+  log_o = m.logmap(o, y, c=c)
+  small = 0.5 * _unit(m, o, s["w0"], c)  # A tangent at the origin, in ambient coordinates.
+  exp_small = m.expmap0(small[..., extra:], c=c)
+  embedded = m.proj_tangent(o, jnp.concatenate([jnp.zeros_like(log_o[..., :extra]), v], -1), c=c)
+  return dict(v=v, exp_log=m.expmap0(v, c=c), log_ref=log_o[..., extra:], lead=log_o[..., :extra],
+              small=small[..., extra:], exp_small=exp_small, exp_ref=m.expmap(o, small, c=c),
+              log_exp=m.logmap0(exp_small, c=c), norm=m.norm(o, embedded, c=c),
+              d_oy=m.dist(o, y, c=c), direction=m.direction0(y, c=c),
+              unit_v=v / jnp.linalg.norm(v, axis=-1, keepdims=True))
+
+
+def _similarity_values(m: Manifold, s: dict) -> dict:
+  x, y, c = _flat(s["x"]), _flat(s["y"]), s["c"]
+  out = dict(s=m.pairwise_similarity(x, y, c=c), d=m.pairwise_dist(x, y, c=c))
+  if m.radial:
+    noise = s["noise"]
+    atol = _tolerances(x.dtype)[1] * 10
+    out.update(cos=jnp.cos(jnp.sqrt(c) * out["d"]), proj=m.proj(noise, c=c),
+               proj_scaled=m.proj(2.5 * noise, c=c),
+               proj_on=jnp.all(m.is_on_manifold(m.proj(noise, c=c), c=c, atol=atol)))
+  if m.vector_space:
+    x, y, u = s["x"], s["y"], s["u"]
+    out.update(pairs=[(m.dist(x, y, c=c), jnp.linalg.norm(x - y, axis=-1)),
+                      (m.expmap(x, u, c=c), x + u), (m.logmap(x, y, c=c), y - x),
+                      (m.origin(x.shape, c=c, dtype=x.dtype), jnp.zeros_like(x)),
+                      (m.inner(x, u, s["v"], c=c), jnp.sum(u * s["v"], axis=-1))])
+  return out
 
 
 def _far_values(m: Manifold, s: dict) -> dict:
@@ -274,12 +365,13 @@ def _far_values(m: Manifold, s: dict) -> dict:
   g = [jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(far),
        jax.grad(lambda p: jnp.sum(m.dist(p, farther, c=c)))(far),
        m.egrad2rgrad(far, jax.grad(lambda p: jnp.sum(m.dist(p, x, c=c)))(far), c=c)]
+  d.append(m.logmap0(far, c=c))
   return dict(on=on, d=d, g=g)
 
 
 _COMPUTES = (_on_manifold_values, _tangent_values, _distance_values, _pairwise_values,
              _exp_log_values, _transport_values, _egrad2rgrad_values, _broadcast_values,
-             _edge_values, _far_values)
+             _edge_values, _far_values, _midpoint_values, _origin_values, _similarity_values)
 
 
 def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] = (),
@@ -377,8 +469,81 @@ def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] 
         return False, detail
     return True, ""
 
+  def midpoint():
+    r = _evaluate(_midpoint_values, m, s, ahead)
+    if not bool(r["on"]):
+      return False, "midpoint off the manifold"
+    for what, got, want in [("points permuted", r["permuted"], r["mid"]),
+                            ("weights scaled", r["scaled"], r["mid"]),
+                            ("zero weights: not the origin", r["empty"], r["origin"]),
+                            ("midpoint of copies of x is not x", r["same"], r["x"])]:
+      ok, detail = _close(got, want, dtype, scale=10.0)
+      if not ok:
+        return False, f"{what}: {detail}"
+    if "weighted_midpoint" in m.generic_operations():
+      return True, ""  # The generic default is not a geodesic midpoint (see _defaults).
+    ok, detail = _close(r["d_xm"], r["d_xy"] / 2, dtype, scale=10.0)
+    if ok:
+      ok, detail = _close(r["d_ym"], r["d_xy"] / 2, dtype, scale=10.0)
+    return ok, "" if ok else "equal weights: not the geodesic midpoint: " + detail
+
+  def origin_maps():
+    r = _evaluate(_origin_values, m, s, ahead)
+    checks = [("expmap0(logmap0 y) != y", r["exp_log"], y),
+              ("logmap0 != logmap at the origin", r["v"], r["log_ref"]),
+              ("logmap at the origin has nonzero leading coordinates", r["lead"],
+               np.zeros(np.shape(r["lead"]))),
+              ("expmap0 != expmap at the origin", r["exp_small"], r["exp_ref"]),
+              ("logmap0(expmap0 v) != v", r["log_exp"], r["small"]),
+              ("|logmap0 y| != d(origin, y)", r["norm"], r["d_oy"]),
+              ("direction0 != logmap0 / |logmap0|", r["direction"], r["unit_v"])]
+    for what, got, want in checks:
+      ok, detail = _close(got, want, dtype, scale=10.0)
+      if not ok:
+        return False, f"{what}: {detail}"
+    return True, ""
+
+  def similarity():
+    r = _evaluate(_similarity_values, m, s, ahead)
+    sim, d = np.asarray(r["s"], np.float64).ravel(), np.asarray(r["d"], np.float64).ravel()
+    if np.shape(r["s"]) != np.shape(r["d"]):
+      return False, f"shape {np.shape(r['s'])}, pairwise_dist's {np.shape(r['d'])}"
+    rtol, atol = _tolerances(dtype)
+    tol_d, tol_s = 10 * (atol + rtol * np.abs(d)), 10 * (atol + rtol * np.abs(sim))
+    # A pair clearly closer than another must not be clearly less similar.
+    wrong = (d[:, None] + tol_d[:, None] < d[None, :]) & (sim[:, None] + tol_s[:, None]
+                                                           < sim[None, :])
+    return (not wrong.any(), f"{int(wrong.sum())} pairs ordered unlike -pairwise_dist"
+            if wrong.any() else "")
+
+  def radial():
+    if not m.radial:
+      return True, "not claimed"
+    r = _evaluate(_similarity_values, m, s, ahead)
+    if not bool(r["proj_on"]):
+      return False, "proj of a raw vector is off the manifold"
+    ok, detail = _close(r["proj_scaled"], r["proj"], dtype)
+    if not ok:
+      return False, "proj is not scale-invariant: " + detail
+    ok, detail = _close(r["s"], r["cos"], dtype, scale=10.0)
+    return ok, "" if ok else "similarity is not cos(sqrt(c) d): " + detail
+
+  def vector_space():
+    if not m.vector_space:
+      return True, "not claimed"
+    r = _evaluate(_similarity_values, m, s, ahead)
+    for (got, want), what in zip(r["pairs"], ["dist", "expmap", "logmap", "origin", "inner"]):
+      ok, detail = _close(got, want, dtype)
+      if not ok:
+        return False, f"{what} is not that of R^D: {detail}"
+    return True, ""
+
   calls = [(m.dist, (x, y)), (m.expmap, (x, u)), (m.logmap, (x, y)), (m.transp, (x, y, u)),
-           (m.egrad2rgrad, (x, u)), (m.proj, (x,))]
+           (m.egrad2rgrad, (x, u)), (m.proj, (x,)), (m.logmap0, (x,)), (m.direction0, (x,)),
+           (m.expmap0, (m.logmap0(y, c=c),)),
+           (m.pairwise_similarity, (_flat(x), _flat(y))),
+           (m.weighted_midpoint, (jnp.concatenate([_flat(x), _flat(y), _flat(s["z"])]),
+                                  s["weights"]))]
   jit_args = (tuple(fn for fn, _ in calls), tuple(args for _, args in calls), c)
 
   def jit():
@@ -413,7 +578,8 @@ def check_all(manifold: Manifold, *, dim: int = 4, batch_shape: tuple[int, ...] 
                 ("distance_axioms", distance_axioms), ("pairwise", pairwise),
                 ("exp_log", exp_log), ("transport", transport), ("egrad2rgrad", egrad2rgrad),
                 ("broadcast", broadcast), ("jit", jit), ("edge_gradients", edge_gradients),
-                ("far_points", far_points)]
+                ("far_points", far_points), ("midpoint", midpoint), ("origin_maps", origin_maps),
+                ("similarity", similarity), ("radial", radial), ("vector_space", vector_space)]
   results = {}
   with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
     platform = jax.default_backend()

@@ -6,7 +6,9 @@ Model: ``{x in R^{d+1} : <x, x>_L = -1/c, x_0 > 0}`` with the Minkowski form
 Lorentz Model of Hyperbolic Geometry", ICML 2018.
 
 Conventions: points and tangent vectors are ``[..., d + 1]`` (``ambient_dim(d) == d + 1``),
-coordinate 0 is the time-like one. ``to_poincare``/``from_poincare`` are the isometries
+coordinate 0 is the time-like one. ``expmap0`` / ``logmap0`` take and give the ``d`` space-like
+coordinates of a tangent vector at the origin ``o = (1/sqrt(c), 0, ..., 0)`` (its time
+coordinate is 0). ``to_poincare``/``from_poincare`` are the isometries
 ``p = x_{1:} / (1 + sqrt(c) x_0)`` and
 ``x = ((1 + c|p|^2) / (sqrt(c)(1 - c|p|^2)), 2p / (1 - c|p|^2))``.
 
@@ -157,6 +159,53 @@ def ambient_dim(dim: int) -> int:
   return dim + 1
 
 
+def _with_time(v):
+  """Tangent coordinates ``[..., d]`` at the origin as an ambient tangent ``(0, v)``."""
+  return jnp.concatenate([jnp.zeros_like(v[..., :1]), v], axis=-1)
+
+
+def expmap0(v, *, c=1.0):
+  """``exp_o((0, v)) = (cosh(sqrt(c)|v|) / sqrt(c), sinh(sqrt(c)|v|) v / (sqrt(c)|v|))``,
+  ``[..., d] -> [..., d + 1]``, computed by :func:`expmap` at the origin."""
+  u = _with_time(v)
+  return expmap(origin(u.shape, c=c, dtype=u.dtype), u, c=c)
+
+
+def logmap0(x, *, c=1.0):
+  """``log_o(x)`` without its time coordinate (0 on ``T_o``), ``[..., d + 1] -> [..., d]``:
+  ``d(o, x) x_{1:} / |x_{1:}|``."""
+  return logmap(origin(x.shape, c=c, dtype=x.dtype), x, c=c)[..., 1:]
+
+
+def direction0(x, *, c=1.0):
+  """``x_{1:} / |x_{1:}|``: the direction of ``log_o(x)`` is that of the space-like part."""
+  del c
+  return nm.unit(x[..., 1:])
+
+
+def weighted_midpoint(points, weights, *, c=1.0):
+  """Normalised weighted sums ``s / (sqrt(c) sqrt(-<s, s>_L))``, ``s = sum_n w_mn x_n``,
+  ``[N, D], [M, N] -> [M, D]`` (Law, Liao, Snell & Zemel, "Lorentzian Distance Learning for
+  Hyperbolic Representations", ICML 2019): the Einstein midpoint of the ball's
+  :func:`embedlab.geometry.poincare.weighted_midpoint` through the isometry (the Klein
+  coordinates are ``x_{1:} / x_0``). A row of zero total weight gives the origin.
+
+  Known limit: for ``c < 1`` a row of zero total weight has NaN gradients (its clamped scale
+  squares to a denormal, flushed to 0 on CPUs); its value, the origin, is right.
+
+  Float limits: ``-<s, s>_L`` is a difference of squares of size ``x_0^2``, so for points near
+  each other at distance ``r`` from the origin its relative error is about
+  ``eps cosh^2(sqrt(c) r)``: in float32 half the digits are gone at ``r ~ 4.5 / sqrt(c)`` and
+  the result is not finite beyond ``~9 / sqrt(c)`` (``~19 / sqrt(c)`` in float64).
+  """
+  weights, _, empty = nm.midpoint_weights(weights, points.dtype)
+  s = weights @ points
+  minkowski = -s[..., :1] ** 2 + jnp.sum(s[..., 1:] ** 2, axis=-1, keepdims=True)
+  scale = jnp.sqrt(c) * jnp.sqrt(jnp.maximum(-minkowski, jnp.finfo(points.dtype).tiny))
+  mid = proj(s / scale, c=c)
+  return jnp.where(empty, origin(mid.shape, c=c, dtype=points.dtype), mid)
+
+
 def to_poincare(x, *, c=1.0):
   """Isometry to the Poincaré ball: ``p = x_{1:} / (1 + sqrt(c) x_0)``; ``[..., d+1] -> [..., d]``."""
   c = nm.as_curvature(c, x.dtype)
@@ -176,4 +225,5 @@ MANIFOLD = Manifold(
     proj=proj, proj_tangent=proj_tangent, egrad2rgrad=egrad2rgrad, inner=inner, norm=norm,
     transp=transp, retr=retr, origin=origin, random_point=random_point,
     random_tangent=random_tangent, is_on_manifold=is_on_manifold, ambient_dim=ambient_dim,
-    curvature_sign=-1)
+    curvature_sign=-1, weighted_midpoint=weighted_midpoint, expmap0=expmap0, logmap0=logmap0,
+    direction0=direction0)

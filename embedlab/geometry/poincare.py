@@ -109,7 +109,14 @@ def logmap(x, y, *, c=1.0):
 
 
 def expmap0(v, *, c=1.0):
-  """``exp_0(v) = tanh(sqrt(c)|v|) v / (sqrt(c)|v|)``."""
+  """``exp_0(v) = tanh(sqrt(c)|v|) v / (sqrt(c)|v|)``, at distance ``2|v|`` from the origin (the
+  metric there is 4 times the Euclidean one). Evaluated as :func:`expmap` at the origin (under
+  ``jit`` the closed form can round float32 differently, by an ulp)."""
+  return expmap(origin(v.shape, c=c, dtype=v.dtype), v, c=c)
+
+
+def _expmap0_closed_form(v, *, c=1.0):
+  """:func:`expmap0` by its closed form (what :func:`random_point` draws with)."""
   c = nm.as_curvature(c, v.dtype)
   sqrt_c = jnp.sqrt(c)
   n = nm.safe_norm(v, keepdims=True)
@@ -169,7 +176,7 @@ def random_point(key, shape, *, c=1.0, dtype=jnp.float32):
   """``exp_0`` of a Gaussian tangent vector with per-coordinate std ``1/sqrt(c d)``."""
   c = nm.as_curvature(c, dtype)
   v = jax.random.normal(key, shape, dtype) / jnp.sqrt(c * shape[-1])
-  return expmap0(v, c=c)
+  return _expmap0_closed_form(v, c=c)
 
 
 def random_tangent(key, x, *, c=1.0):
@@ -189,9 +196,37 @@ def ambient_dim(dim: int) -> int:
   return dim
 
 
+def direction0(x, *, c=1.0):
+  """``x / |x|``: the geodesic from the origin to ``x`` is the segment (the model is conformal at
+  the origin), so its direction is the point's own (0 at the origin)."""
+  del c
+  return nm.unit(x)
+
+
+def weighted_midpoint(points, weights, *, c=1.0):
+  """Einstein midpoints ``[N, D], [M, N] -> [M, D]`` (Ungar 2005; the hyperbolic mean of
+  Gulcehre et al. 2019, "Hyperbolic Attention Networks", and of Khrulkov et al. 2020).
+
+  Map to the Klein model ``k = 2 x / (1 + c|x|^2)``, average with weights ``w_mn gamma_n``,
+  ``gamma = 1 / sqrt(1 - c|k|^2)``, map back ``x = k / (1 + sqrt(1 - c|k|^2))``. Two points
+  with equal weights give their geodesic midpoint. A row of zero total weight gives the origin.
+  """
+  weights, _, empty = nm.midpoint_weights(weights, points.dtype)
+  sq = jnp.sum(points * points, axis=-1, keepdims=True)
+  klein = 2.0 * points / (1.0 + c * sq)
+  gamma = 1.0 / jnp.sqrt(jnp.maximum(1.0 - c * jnp.sum(klein * klein, -1, keepdims=True),
+                                     jnp.finfo(points.dtype).tiny))
+  mass = weights @ gamma
+  mean = (weights @ (gamma * klein)) / jnp.where(mass > 0, mass, 1.0)
+  root = jnp.sqrt(jnp.maximum(1.0 - c * jnp.sum(mean * mean, -1, keepdims=True), 0.0))
+  mid = proj(mean / (1.0 + root), c=c)
+  return jnp.where(empty, origin(mid.shape, c=c, dtype=points.dtype), mid)
+
+
 MANIFOLD = Manifold(
     name="poincare", dist=dist, pairwise_dist=pairwise_dist, expmap=expmap, logmap=logmap,
     proj=proj, proj_tangent=proj_tangent, egrad2rgrad=egrad2rgrad, inner=inner, norm=norm,
     transp=transp, retr=retr, origin=origin, random_point=random_point,
     random_tangent=random_tangent, is_on_manifold=is_on_manifold, ambient_dim=ambient_dim,
-    curvature_sign=-1)
+    curvature_sign=-1, weighted_midpoint=weighted_midpoint, expmap0=expmap0, logmap0=logmap0,
+    direction0=direction0)

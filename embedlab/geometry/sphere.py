@@ -13,6 +13,10 @@ with gradient 0 at ``x == y`` (``arccos`` would be infinite-slope there). Antipo
 no unique geodesic; ``logmap`` there returns a finite but arbitrary-length-0 vector.
 ``pairwise_dist`` uses ``arccos`` of a matmul (clamped), so in float32 distances below ~3e-4
 are not resolved there.
+
+The record is ``radial``: a nonzero vector's direction is a point (``proj`` is the radial
+projection, the map from a network's features), and ``pairwise_similarity`` is the cosine.
+``expmap0`` / ``logmap0`` work at the north pole ``o = e_0 / sqrt(c)`` in ambient coordinates.
 """
 
 from __future__ import annotations
@@ -132,9 +136,50 @@ def ambient_dim(dim: int) -> int:
   return dim
 
 
+def _tangent_at_origin(v):
+  """The component of ``v`` in ``T_o = {v : v_0 = 0}`` (the origin is the north pole)."""
+  return v.at[..., 0].set(0.0)
+
+
+def expmap0(v, *, c=1.0):
+  """``exp_o(v)`` at the north pole ``o``; ``v [..., D]`` in ambient coordinates, its
+  component along ``o`` (coordinate 0) ignored."""
+  return expmap(origin(v.shape, c=c, dtype=v.dtype), _tangent_at_origin(v), c=c)
+
+
+def logmap0(x, *, c=1.0):
+  """``log_o(x) = d(o, x) u / |u|`` with ``u = (0, x_{1:})``; 0 at both poles (at the south
+  pole every direction is a shortest one)."""
+  u = _tangent_at_origin(x)
+  n = nm.safe_norm(u, keepdims=True)
+  d = dist(origin(x.shape, c=c, dtype=x.dtype), x, c=c)[..., None]
+  return jnp.where(n > 0, d / jnp.where(n > 0, n, 1.0), 1.0) * u
+
+
+def direction0(x, *, c=1.0):
+  del c
+  return nm.unit(_tangent_at_origin(x))
+
+
+def pairwise_similarity(x, y, *, c=1.0):
+  """The cosine ``c <x, y> = cos(sqrt(c) d(x, y))``, ``[..., n, D] x [..., m, D] -> [..., n, m]``
+  (pytorch-metric-learning's ``CosineSimilarity`` on unit vectors)."""
+  return c * nm.row_dots(x, y)
+
+
+def weighted_midpoint(points, weights, *, c=1.0):
+  """The extrinsic mean: ``proj(sum_n w_mn x_n)``, the weighted mean rescaled to radius
+  ``1/sqrt(c)``; ``[N, D], [M, N] -> [M, D]``. Two points with equal weights give their
+  geodesic midpoint (unless antipodal). A row of zero total weight gives the origin."""
+  weights, _, empty = nm.midpoint_weights(weights, points.dtype)
+  mid = proj(weights @ points, c=c)
+  return jnp.where(empty, origin(mid.shape, c=c, dtype=points.dtype), mid)
+
+
 MANIFOLD = Manifold(
     name="sphere", dist=dist, pairwise_dist=pairwise_dist, expmap=expmap, logmap=logmap,
     proj=proj, proj_tangent=proj_tangent, egrad2rgrad=egrad2rgrad, inner=inner, norm=norm,
     transp=transp, retr=retr, origin=origin, random_point=random_point,
     random_tangent=random_tangent, is_on_manifold=is_on_manifold, ambient_dim=ambient_dim,
-    curvature_sign=1)
+    curvature_sign=1, weighted_midpoint=weighted_midpoint, expmap0=expmap0, logmap0=logmap0,
+    direction0=direction0, pairwise_similarity=pairwise_similarity, radial=True)

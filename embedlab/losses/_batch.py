@@ -6,9 +6,10 @@ cross-entropy (:func:`cross_entropy`, precise for confident rows) the same way.
 
 Distances: ``distance="geodesic"`` is the geometry's own ``pairwise_dist`` (one matmul);
 ``distance="snr"`` is the signal-to-noise-ratio distance of Yuan et al. 2019 (Euclidean
-features; asymmetric). Similarities (for the softmax-style losses): the sphere's is the cosine
-``c <x, y>`` (what pytorch-metric-learning's ``CosineSimilarity`` computes on unit vectors);
-every other geometry's is the negative geodesic distance ``-d(x, y)``.
+features: a ``vector_space`` geometry; asymmetric). Similarities and midpoints are the
+geometry's own (``manifold.pairwise_similarity``, ``manifold.weighted_midpoint``): the sphere's
+similarity is the cosine ``c <x, y>`` (what pytorch-metric-learning's ``CosineSimilarity``
+computes on unit vectors), the default one the negative geodesic distance ``-d(x, y)``.
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ def snr_distance(x, y):
 def check_distance(distance: str, manifold: Manifold):
   if distance not in DISTANCES:
     raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
-  if distance == "snr" and manifold.name != "euclidean":
-    raise ValueError(f"distance='snr' is defined for Euclidean features; got manifold "
-                     f"{manifold.name!r}")
+  if distance == "snr" and not manifold.vector_space:
+    raise ValueError(f"distance='snr' is defined for Euclidean features (a vector_space "
+                     f"geometry); got manifold {manifold.name!r}")
 
 
 def pairwise_distance(x, y, *, manifold: Manifold, c, distance: str = "geodesic"):
@@ -125,61 +126,11 @@ def pairwise_distance(x, y, *, manifold: Manifold, c, distance: str = "geodesic"
   return manifold.pairwise_dist(x, y, c=c)
 
 
-def pairwise_similarity(x, y, *, manifold: Manifold, c):
-  """``[n, D] x [m, D] -> [n, m]``: cosine ``c <x, y>`` on the sphere, ``-d(x, y)`` elsewhere."""
-  if manifold.name == "sphere":
-    return c * row_dots(x, y)
-  return -manifold.pairwise_dist(x, y, c=c)
-
-
-def weighted_midpoint(points, weights, *, manifold: Manifold, c):
-  """Weighted midpoints ``[N, D], [M, N] -> [M, D]`` of ``points`` in the geometry of ``manifold``.
-
-  * Euclidean: ``sum_n w_mn x_n / sum_n w_mn``.
-  * Sphere: that mean rescaled to radius ``1/sqrt(c)`` (the extrinsic mean).
-  * Poincaré ball: the Einstein midpoint (Ungar 2005; used as the hyperbolic mean by Gulcehre
-    et al. 2019, "Hyperbolic Attention Networks"): map to the Klein model
-    ``k = 2 x / (1 + c|x|^2)``, average with weights ``w_mn gamma_n``, ``gamma = 1 /
-    sqrt(1 - c|k|^2)``, map back ``x = k / (1 + sqrt(1 - c|k|^2))``.
-  * Lorentz: the normalised weighted sum ``s / (sqrt(c) sqrt(-<s, s>_L))`` (Law et al. 2019), the
-    same point as the Einstein midpoint (the Klein coordinates are ``x_1: / x_0``).
-
-  A row with zero total weight gives the origin. Gradients are finite everywhere except at
-  zero total weight of an all-antipodal sphere row (no midpoint exists).
-  """
-  weights = weights.astype(points.dtype)
-  total = jnp.sum(weights, axis=-1, keepdims=True)
-  empty = total <= 0
-  safe_total = jnp.where(empty, 1.0, total)
-  origin = manifold.origin((weights.shape[0], points.shape[-1]), c=c, dtype=points.dtype)
-  name = manifold.name
-  if name == "poincare":
-    sq = jnp.sum(points * points, axis=-1, keepdims=True)
-    klein = 2.0 * points / (1.0 + c * sq)
-    gamma = 1.0 / jnp.sqrt(jnp.maximum(1.0 - c * jnp.sum(klein * klein, -1, keepdims=True),
-                                       jnp.finfo(points.dtype).tiny))
-    mass = weights @ gamma
-    mean = (weights @ (gamma * klein)) / jnp.where(mass > 0, mass, 1.0)
-    root = jnp.sqrt(jnp.maximum(1.0 - c * jnp.sum(mean * mean, -1, keepdims=True), 0.0))
-    mid = manifold.proj(mean / (1.0 + root), c=c)
-  elif name == "lorentz":
-    s = weights @ points
-    minkowski = -s[..., :1] ** 2 + jnp.sum(s[..., 1:] ** 2, axis=-1, keepdims=True)
-    scale = jnp.sqrt(c) * jnp.sqrt(jnp.maximum(-minkowski, jnp.finfo(points.dtype).tiny))
-    mid = manifold.proj(s / scale, c=c)
-  elif name == "sphere":
-    mid = manifold.proj(weights @ points, c=c)
-  elif name == "euclidean":
-    mid = (weights @ points) / safe_total
-  else:
-    raise ValueError(f"no midpoint defined for manifold {name!r}")
-  return jnp.where(empty, origin, mid)
-
-
 def class_centroids(embeddings, labels, *, num_classes: int, manifold: Manifold, c):
-  """``(centroids [C, D], counts [C])``: each class's :func:`weighted_midpoint` (origin if none)."""
+  """``(centroids [C, D], counts [C])``: each class's ``manifold.weighted_midpoint`` (the origin
+  for a class with no member)."""
   one_hot = (labels[None, :] == jnp.arange(num_classes)[:, None])
-  return (weighted_midpoint(embeddings, one_hot, manifold=manifold, c=c),
+  return (manifold.weighted_midpoint(embeddings, one_hot, c=c),
           jnp.sum(one_hot, axis=1))
 
 

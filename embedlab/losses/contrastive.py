@@ -4,11 +4,12 @@ Every loss here is a cross-entropy over similarity logits ``s / temperature`` (o
 distances), computed for the whole batch with one matmul-form ``pairwise_dist`` / inner product
 and reduced with fixed-shape masks, so each compiles once per batch shape under ``jit``.
 
-Similarity (see :func:`embedlab.losses._batch.pairwise_similarity`): on the sphere the cosine
-``c <x, y>`` (what pytorch-metric-learning's ``CosineSimilarity`` computes on unit vectors), in
-every other geometry the negative geodesic distance ``-d(x, y)``. :func:`npair_loss` differs in
-Euclidean space (the inner product, as in Sohn 2016) and :func:`prototypical_loss` uses
-``-d^2`` or ``-d`` (Snell et al. 2017); both say so in their docstrings.
+Similarity: the geometry's own ``manifold.pairwise_similarity``: on the sphere the cosine
+``c <x, y>`` (what pytorch-metric-learning's ``CosineSimilarity`` computes on unit vectors), by
+default the negative geodesic distance ``-d(x, y)``. :func:`npair_loss` differs in a
+``vector_space`` geometry (Euclidean space: the inner product, as in Sohn 2016) and
+:func:`prototypical_loss` uses ``-d^2`` or ``-d`` (Snell et al. 2017); both say so in their
+docstrings.
 
 Conventions shared by all losses here:
 
@@ -46,7 +47,7 @@ def _labelled_logits(embeddings, labels, manifold: Manifold, c, temperature, red
   _batch.check_batch(embeddings, labels, reduction)
   _check_temperature(temperature)
   embeddings, finite = _batch.sanitize(embeddings, manifold, c)
-  logits = _batch.pairwise_similarity(embeddings, embeddings, manifold=manifold, c=c)
+  logits = manifold.pairwise_similarity(embeddings, embeddings, c=c)
   return logits / temperature, finite
 
 
@@ -182,7 +183,7 @@ def infonce_loss(queries, keys, *, manifold: Manifold = sphere.MANIFOLD, c=1.0, 
   _check_pairs(queries, keys, reduction)
   _check_temperature(temperature)
   queries, keys, finite = _sanitize_pair(queries, keys, manifold, c)
-  logits = _batch.pairwise_similarity(queries, keys, manifold=manifold, c=c) / temperature
+  logits = manifold.pairwise_similarity(queries, keys, c=c) / temperature
   eye = jnp.eye(logits.shape[0], dtype=bool)
   per_row = _batch.cross_entropy(logits, eye, True)
   if symmetric:
@@ -208,14 +209,15 @@ def npair_loss(anchors, positives, *, manifold: Manifold = euclidean.MANIFOLD, c
   Sohn, "Improved Deep Metric Learning with Multi-class N-pair Loss Objective", NeurIPS 2016:
   the (N+1)-tuplet loss of eq. (3) in its softmax form, with the other pairs' positives as the
   negatives (the multi-class N-pair loss, N-pair-mc). Similarity per geometry:
-  Euclidean: the inner product ``<f_i, f_j+>`` (Sohn's choice; *not* the ``-d`` of the other
-  losses here); sphere: the cosine ``c <x, y>`` (the inner product of unit vectors);
-  Poincaré / Lorentz: ``-d(x, y)``. No temperature: Sohn controls the scale with the norms.
+  a ``vector_space`` one (Euclidean space): the inner product ``<f_i, f_j+>`` (Sohn's choice;
+  *not* the ``-d`` of the other losses here); any other: ``manifold.pairwise_similarity``
+  (sphere: the cosine ``c <x, y>``, the inner product of unit vectors; Poincaré / Lorentz:
+  ``-d(x, y)``). No temperature: Sohn controls the scale with the norms.
 
   ``l2_weight`` is Sohn's L2 penalty on the embedding norms, with the scaling of
   TensorFlow's ``npairs_loss`` (``reg_lambda / 4`` times the mean squared norms of anchors
-  plus positives); Euclidean only, since on the sphere the norm is constant and in hyperbolic
-  space it is not the geometry's size. Rows must be pairs of distinct classes: a repeated class
+  plus positives); ``vector_space`` geometries only, since on the sphere the norm is constant
+  and in hyperbolic space it is not the geometry's size. Rows must be pairs of distinct classes: a repeated class
   would count its own positive as a negative (no labels are taken; use :func:`ntxent_loss`
   for labelled batches).
 
@@ -230,23 +232,23 @@ def npair_loss(anchors, positives, *, manifold: Manifold = euclidean.MANIFOLD, c
     positives: ``[B, D]`` points on ``manifold``, ``positives[i]`` of ``anchors[i]``'s class.
     manifold: the geometry; default Euclidean (inner product).
     c: curvature magnitude.
-    l2_weight: Sohn's ``lambda`` (Euclidean only; must be 0 elsewhere).
+    l2_weight: Sohn's ``lambda`` (``vector_space`` geometries only; must be 0 elsewhere).
     reduction: ``"mean"`` (over pairs, default), ``"sum"`` or ``"none"`` (``[B]``).
 
   Returns:
     A scalar, or ``[B]``; NaN if any entry of ``anchors`` or ``positives`` is non-finite.
   """
   _check_pairs(anchors, positives, reduction, names=("anchors", "positives"))
-  if manifold.name != "euclidean" and not _is_zero(l2_weight):
-    raise ValueError(f"l2_weight is defined for Euclidean embeddings only; got manifold "
-                     f"{manifold.name!r} with l2_weight={l2_weight!r}")
+  if not manifold.vector_space and not _is_zero(l2_weight):
+    raise ValueError(f"l2_weight is defined for Euclidean embeddings only (a vector_space "
+                     f"geometry); got manifold {manifold.name!r} with l2_weight={l2_weight!r}")
   anchors, positives, finite = _sanitize_pair(anchors, positives, manifold, c)
-  if manifold.name == "euclidean":
+  if manifold.vector_space:
     logits = anchors @ positives.T
   else:
-    logits = _batch.pairwise_similarity(anchors, positives, manifold=manifold, c=c)
+    logits = manifold.pairwise_similarity(anchors, positives, c=c)
   per_row = _batch.cross_entropy(logits, jnp.eye(logits.shape[0], dtype=bool), True)
-  if manifold.name == "euclidean":
+  if manifold.vector_space:
     squared_norms = jnp.sum(anchors * anchors, axis=1) + jnp.sum(positives * positives, axis=1)
     per_row = per_row + 0.25 * l2_weight * squared_norms
   loss = _batch.masked_reduce(per_row, anchors.shape[0], reduction)
@@ -258,7 +260,7 @@ def prototypical_loss(support, support_labels, queries, query_labels, *, num_cla
                       reduction: str = "mean"):
   """Prototypical-network loss: softmax over negative distances to the class prototypes.
 
-  Prototypes are the class midpoints of the support set (:func:`_batch.class_centroids`:
+  Prototypes are the class midpoints of the support set (``manifold.weighted_midpoint``:
   the mean in Euclidean space, the Einstein midpoint in the Poincaré ball as in Khrulkov,
   Mirvakhabova, Ustinova, Oseledets & Lempitsky, "Hyperbolic Image Embeddings", CVPR 2020, the
   same point on the hyperboloid, the normalised mean on the sphere). For a query ``x`` of class

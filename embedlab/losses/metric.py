@@ -266,7 +266,7 @@ def multi_similarity_loss(embeddings, labels, *, manifold: Manifold = sphere.MAN
     raise ValueError(f"label_weights must be [B, B] = {(batch, batch)}; got shape "
                      f"{label_weights.shape}")
   embeddings, finite = _batch.sanitize(embeddings, manifold, c)
-  sim = _batch.pairwise_similarity(embeddings, embeddings, manifold=manifold, c=c)
+  sim = manifold.pairwise_similarity(embeddings, embeddings, c=c)
   if label_weights is None:
     positive, negative = pair_masks(labels)
     pos_weight, neg_weight = positive.astype(sim.dtype), negative.astype(sim.dtype)
@@ -297,13 +297,14 @@ def centroid_triplet_loss(embeddings, labels, *, num_classes: int,
       L_a = relu(d(a, c_pos(a)) - min_{k != y_a, k in batch} d(a, c_k) + margin)
 
   * ``c_pos(a)``: the midpoint of the *other* samples of ``y_a`` (leave-one-out, so the anchor
-    does not pull its own positive towards itself), :func:`_batch.weighted_midpoint` with the
+    does not pull its own positive towards itself), ``manifold.weighted_midpoint`` with the
     ``[B, B]`` weights ``labels[i] == labels[j], i != j``.
   * ``c_k``: the midpoint of every sample of class ``k`` present in the batch
     (:func:`_batch.class_centroids`); the negative is the *closest* other-class centroid (the
     hardest; the paper does not specify how the negative class is picked).
-  * Midpoints are the geometry's own: the mean in Euclidean space, the renormalised mean on the
-    sphere, the Einstein midpoint in the Poincaré ball (the normalised sum on the hyperboloid).
+  * Midpoints are the geometry's own (``manifold.weighted_midpoint``): the mean in Euclidean
+    space, the renormalised mean on the sphere, the Einstein midpoint in the Poincaré ball (the
+    normalised sum on the hyperboloid); a geometry without one gets the generic default.
   * ``d`` is the (non-squared) geodesic distance, as in :func:`triplet_loss`; the paper uses
     squared Euclidean distances and builds centroids from a support split of each class in the
     batch rather than leave-one-out. pytorch-metric-learning 2.9 has no centroid triplet loss
@@ -331,7 +332,7 @@ def centroid_triplet_loss(embeddings, labels, *, num_classes: int,
     raise ValueError(f"num_classes must be >= 1; got {num_classes}")
   embeddings, finite = _batch.sanitize(embeddings, manifold, c)
   positive, _ = pair_masks(labels)
-  pos_centroid = _batch.weighted_midpoint(embeddings, positive, manifold=manifold, c=c)
+  pos_centroid = manifold.weighted_midpoint(embeddings, positive, c=c)
   d_pos = manifold.dist(embeddings, pos_centroid, c=c)
   centroids, counts = _batch.class_centroids(embeddings, labels, num_classes=num_classes,
                                              manifold=manifold, c=c)

@@ -12,10 +12,10 @@ one (the paper's ``L + w L~``, its "mixup strength" ``w``, default 1).
 This module implements the *embedding mixup* variant (mixing the output embeddings, the cheapest
 of the paper's three: input / feature / embedding) with ``lam ~ Beta(alpha, alpha)``:
 
-* Mixing: ``u = weighted_midpoint({x_p: lam, x_n: 1 - lam})`` (:func:`_batch.weighted_midpoint`):
+* Mixing: ``u = weighted_midpoint({x_p: lam, x_n: 1 - lam})`` (``manifold.weighted_midpoint``):
   the linear interpolation in Euclidean space, renormalised on the sphere, the Einstein midpoint
-  in the Poincaré ball (the normalised sum on the hyperboloid), so mixed points always lie on the
-  manifold. ``lam = 1`` gives ``x_p``, ``lam = 0`` gives ``x_n``.
+  in the Poincaré ball (the normalised sum on the hyperboloid), the generic default of a
+  geometry without its own, so mixed points always lie on the manifold. ``lam = 1`` gives ``x_p``, ``lam = 0`` gives ``x_n``.
 * Sampling (:func:`sample_mixes`): each of the ``M`` mixes draws an anchor uniformly among the
   anchors that have a positive and a negative in the batch, then one of its positives and one of
   its negatives uniformly. The paper mixes a fixed number of such pairs per batch; how they are
@@ -120,7 +120,7 @@ def mix_points(embeddings, mixes: Mixes, *, manifold: Manifold, c=1.0):
   lam = mixes.lam.astype(embeddings.dtype)[:, None]
   weights = (lam * jax.nn.one_hot(mixes.positive, batch, dtype=embeddings.dtype)
              + (1.0 - lam) * jax.nn.one_hot(mixes.negative, batch, dtype=embeddings.dtype))
-  return _batch.weighted_midpoint(embeddings, weights, manifold=manifold, c=c)
+  return manifold.weighted_midpoint(embeddings, weights, c=c)
 
 
 def mix_embeddings(key, embeddings, labels, *, manifold: Manifold, c=1.0, num_mixes: int,
@@ -241,7 +241,7 @@ def metrix_multi_similarity_loss(embeddings, labels, mixes: Mixes, *,
   clean, finite, mixed, pairs, lam = _prepare(embeddings, labels, mixes, manifold, c, reduction)
   clean_loss = metric.multi_similarity_loss(clean, labels, manifold=manifold, c=c, alpha=alpha,
                                             beta=beta, base=base, reduction=reduction)
-  sim = _batch.pairwise_similarity(clean, mixed, manifold=manifold, c=c)
+  sim = manifold.pairwise_similarity(clean, mixed, c=c)
   per_anchor = metric._multi_similarity_terms(  # pylint: disable=protected-access
       sim, jnp.where(pairs, lam, 0.0), jnp.where(pairs, 1.0 - lam, 0.0), alpha=alpha,
       beta=beta, base=base)

@@ -40,21 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from embedlab.geometry import _numerics as nm
 from embedlab.geometry import poincare, sphere
 from embedlab.geometry.base import Manifold
 from embedlab.losses import _batch
 
-_GEOMETRIES = ("euclidean", "sphere", "poincare", "lorentz")
-
 
 # --- generating prototypes ----------------------------------------------------------------------
-
-def _unit(x):
-  """Rows scaled to unit norm; a zero row stays zero, with zero gradient (no direction)."""
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  nonzero = sq > 0
-  return jnp.where(nonzero, x * jax.lax.rsqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
-
 
 def max_pairwise_cosine(vectors, *, absolute: bool = False):
   """Largest cosine (or ``|cosine|``) between two different rows of ``vectors``.
@@ -69,7 +61,7 @@ def max_pairwise_cosine(vectors, *, absolute: bool = False):
   """
   if vectors.ndim != 2 or vectors.shape[0] < 2:
     raise ValueError(f"vectors must be [N, d] with N >= 2; got shape {vectors.shape}")
-  units = _unit(vectors)
+  units = nm.unit(vectors)
   gram = units @ units.T
   if absolute:
     gram = jnp.abs(gram)
@@ -108,7 +100,7 @@ def _minimise_on_sphere(init, fixed, learning_rate, temperature, *, objective, s
     rows, state = carry
     grads = jax.grad(objective)(rows, fixed, temperature)
     updates, state = optimizer.update(grads, state, rows)
-    return (_unit(optax.apply_updates(rows, updates)), state), None
+    return (nm.unit(optax.apply_updates(rows, updates)), state), None
 
   (rows, _), _ = jax.lax.scan(step, (init, optimizer.init(init)), None, length=steps)
   return rows
@@ -123,7 +115,7 @@ def _check_sizes(num: int, dim: int, steps: int, what: str):
 
 def _random_units(seed: int, num: int, dim: int, dtype):
   """The deterministic initialisation: i.i.d. Gaussian rows from ``seed``, normalised."""
-  return _unit(jax.random.normal(jax.random.key(seed), (num, dim), dtype))
+  return nm.unit(jax.random.normal(jax.random.key(seed), (num, dim), dtype))
 
 
 def _optimised(init, fixed, objective, *, steps, learning_rate, temperature):
@@ -228,23 +220,18 @@ def extend_prototypes(existing, num_new: int, *, seed: int = 0, steps: int = 100
   if not np.all(np.isfinite(np.asarray(existing))):
     raise ValueError("existing prototypes contain NaN or inf")
   new = _optimised(_random_units(seed, num_new, existing.shape[1], existing.dtype),
-                   _unit(existing), _mean_max_cosine, steps=steps, learning_rate=learning_rate,
+                   nm.unit(existing), _mean_max_cosine, steps=steps, learning_rate=learning_rate,
                    temperature=0.0)
   return jnp.concatenate([existing, new], axis=0)
 
 
 # --- losses -------------------------------------------------------------------------------------
 
-def _check_geometry(manifold: Manifold):
-  if manifold.name not in _GEOMETRIES:
-    raise ValueError(f"prototype losses support the manifolds {_GEOMETRIES}; got "
-                     f"{manifold.name!r}")
-
-
 def _prototype_dim(manifold: Manifold, ambient: int) -> int:
-  """Prototypes are directions in the tangent space at the origin: ``d`` (``d + 1`` ambient on
-  the hyperboloid, whose tangent space at the origin is the spatial part)."""
-  return ambient - 1 if manifold.name == "lorentz" else ambient
+  """Prototypes are directions of the ambient space in a ``radial`` geometry (whose points are
+  such directions), elsewhere directions in the tangent space at the origin: its
+  ``tangent_dim`` coordinates (``d`` for ``d + 1`` ambient ones on the hyperboloid)."""
+  return ambient if manifold.radial else manifold.tangent_dim(ambient)
 
 
 def _check_inputs(embeddings, labels, prototypes, reduction: str, *, dim: int, what: str):
@@ -278,25 +265,24 @@ def _sanitize_all(embeddings, labels, prototypes, manifold: Manifold, c):
   return embeddings, prototypes, one_hot, finite & finite_prototypes & in_range
 
 
-def _directions(embeddings, manifold: Manifold):
-  """Unit directions of the embeddings seen from the origin (the spatial part on the
-  hyperboloid); a point at the origin has none (zero row)."""
-  if manifold.name == "lorentz":
-    embeddings = embeddings[:, 1:]
-  return _unit(embeddings)
+def _directions(embeddings, manifold: Manifold, c):
+  """Unit directions of the embeddings: of the ambient vectors in a ``radial`` geometry, seen
+  from the origin elsewhere (``direction0``: the spatial part on the hyperboloid); a point at
+  the origin has none (zero row)."""
+  if manifold.radial:
+    return nm.unit(embeddings)
+  return manifold.direction0(embeddings, c=c)
 
 
 def _basis_points(basis, manifold: Manifold, c, radius):
-  """The basis directions placed on ``manifold``: on the sphere of radius ``1/sqrt(c)``,
-  elsewhere at geodesic distance ``radius`` from the origin (``exp_0(radius * b)``)."""
-  directions = _unit(basis)
-  if manifold.name == "sphere":
+  """The basis directions placed on ``manifold``: in a ``radial`` geometry the points they
+  project to (on the sphere of radius ``1/sqrt(c)``), elsewhere at geodesic distance ``radius``
+  from the origin (``exp_0(radius * b)``; twice that on the Poincaré ball, whose metric at the
+  origin is 4 times the Euclidean one)."""
+  directions = nm.unit(basis)
+  if manifold.radial:
     return manifold.proj(directions, c=c)
-  tangent = radius * directions
-  if manifold.name == "lorentz":
-    tangent = jnp.pad(tangent, ((0, 0), (1, 0)))
-  base = manifold.origin(tangent.shape, c=c, dtype=tangent.dtype)
-  return manifold.expmap(base, tangent, c=c)
+  return manifold.expmap0(radius * directions, c=c)
 
 
 def ebv_loss(embeddings, labels, basis, *, manifold: Manifold = sphere.MANIFOLD, c=1.0,
@@ -308,39 +294,43 @@ def ebv_loss(embeddings, labels, basis, *, manifold: Manifold = sphere.MANIFOLD,
 
       L_i = -log( exp(s_{y_i}(x_i) / tau) / sum_k exp(s_k(x_i) / tau) ),
 
-  ``tau = 0.07`` in the paper's code. The similarity is ``_batch.pairwise_similarity`` to the
-  basis placed on ``manifold``:
+  ``tau = 0.07`` in the paper's code. The similarity is ``manifold.pairwise_similarity`` to
+  the basis placed on ``manifold``:
 
-  * sphere (the paper's setting): embeddings are normalised onto the sphere (as the paper
-    normalises its features) and the basis too, so ``s_k = cos(x, b_k)``;
-  * Euclidean, Poincaré ball, hyperboloid: ``s_k = -d(x, exp_0(radius * b_k))``, the negative
-    geodesic distance to the point at distance ``radius`` from the origin in direction
-    ``b_k`` (on the hyperboloid ``b_k`` is a direction of the spatial part).
+  * sphere (the paper's setting; any ``radial`` geometry): embeddings are normalised onto the
+    sphere (``manifold.proj``, as the paper normalises its features) and the basis too, so
+    ``s_k = cos(x, b_k)``;
+  * Euclidean, Poincaré ball, hyperboloid (every other geometry): by default
+    ``s_k = -d(x, exp_0(radius * b_k))``, the negative geodesic distance to the point
+    ``manifold.expmap0(radius * b_k)`` in direction ``b_k`` from the origin, at distance
+    ``radius`` (``2 radius`` in the Poincaré ball, whose metric at the origin is 4 times the
+    Euclidean one); on the hyperboloid ``b_k`` is a direction of the spatial part.
 
   Args:
     embeddings: ``[B, D]`` points on ``manifold`` (on the sphere: any nonzero vectors; a zero
       row goes to the north pole).
     labels: ``[B]`` integer classes in ``[0, K)``.
     basis: ``[K, d]`` basis directions, e.g. :func:`equiangular_basis_vectors` (normalised
-      here); ``d = D``, or ``D - 1`` on the hyperboloid.
+      here); ``d = D`` in a radial geometry, else ``manifold.tangent_dim(D)`` (``D - 1`` on the
+      hyperboloid, ``D`` elsewhere).
     manifold: the geometry; default the sphere.
     c: curvature magnitude.
     temperature: ``tau``.
-    radius: geodesic distance of the basis points from the origin (not used on the sphere).
+    radius: length of the tangent vector ``radius * b_k`` at the origin that places the basis
+      points (not used in a radial geometry).
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``).
 
   Returns:
     A scalar, or ``[B]`` for ``reduction="none"``; NaN if any embedding or basis entry is
     non-finite or (under ``jit``) a label is out of range.
   """
-  _check_geometry(manifold)
   _check_inputs(embeddings, labels, basis, reduction,
                 dim=_prototype_dim(manifold, embeddings.shape[-1]), what="basis vectors")
   embeddings, basis, one_hot, ok = _sanitize_all(embeddings, labels, basis, manifold, c)
-  if manifold.name == "sphere":
+  if manifold.radial:  # Features stand for their directions: the points they project to.
     embeddings = manifold.proj(embeddings, c=c)
   points = _basis_points(basis, manifold, c, radius)
-  logits = _batch.pairwise_similarity(embeddings, points, manifold=manifold, c=c) / temperature
+  logits = manifold.pairwise_similarity(embeddings, points, c=c) / temperature
   per_sample = _batch.cross_entropy(logits, one_hot.astype(bool))
   loss = _batch.masked_reduce(per_sample, labels.shape[0], reduction)
   return _batch.nan_if(ok, loss)
@@ -356,18 +346,19 @@ def hyperspherical_prototype_loss(embeddings, labels, prototypes, *,
       L_i = (1 - cos(x_i, p_{y_i}))^2
 
   The cosine is the angle at the origin between the embedding and its prototype: on the sphere
-  and in Euclidean space the plain cosine (the paper's network outputs are Euclidean); in the
-  Poincaré ball the same formula is the hyperbolic angle at the origin (the model is conformal
-  there), and on the hyperboloid the angle of the spatial parts. It ignores the distance from the
-  origin; for a loss that uses the hyperbolic radius see :func:`busemann_prototype_loss`. An
+  (any ``radial`` geometry) and in Euclidean space the plain cosine of the ambient vectors (the
+  paper's network outputs are Euclidean); elsewhere the angle between ``manifold.direction0(x)``
+  and the prototype, in the tangent space at the origin: in the Poincaré ball the same formula as
+  in Euclidean space (the model is conformal at the origin), on the hyperboloid the angle of the
+  spatial parts. It ignores the distance from the origin; for a loss that uses the hyperbolic radius see :func:`busemann_prototype_loss`. An
   embedding exactly at the origin (zero vector) has no direction: ``cos = 0``, loss 1, zero
   gradient. ``c`` does not change angles; it only places the NaN fallback point.
 
   Args:
     embeddings: ``[B, D]`` points on ``manifold``.
     labels: ``[B]`` integer classes in ``[0, K)``.
-    prototypes: ``[K, d]``, e.g. :func:`hyperspherical_prototypes` (normalised here); ``d = D``,
-      or ``D - 1`` on the hyperboloid.
+    prototypes: ``[K, d]``, e.g. :func:`hyperspherical_prototypes` (normalised here); ``d`` as
+      in :func:`ebv_loss` (``D - 1`` on the hyperboloid, ``D`` for the built-in others).
     manifold: the geometry; default the sphere.
     c: curvature magnitude.
     reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (``[B]``).
@@ -376,11 +367,10 @@ def hyperspherical_prototype_loss(embeddings, labels, prototypes, *,
     A scalar, or ``[B]`` for ``reduction="none"``; NaN if any embedding or prototype is
     non-finite or (under ``jit``) a label is out of range.
   """
-  _check_geometry(manifold)
   _check_inputs(embeddings, labels, prototypes, reduction,
                 dim=_prototype_dim(manifold, embeddings.shape[-1]), what="prototypes")
   embeddings, prototypes, one_hot, ok = _sanitize_all(embeddings, labels, prototypes, manifold, c)
-  cos = jnp.sum(_directions(embeddings, manifold) * (one_hot @ _unit(prototypes)), axis=-1)
+  cos = jnp.sum(_directions(embeddings, manifold, c) * (one_hot @ nm.unit(prototypes)), axis=-1)
   loss = _batch.masked_reduce(jnp.square(1.0 - cos), labels.shape[0], reduction)
   return _batch.nan_if(ok, loss)
 
@@ -428,7 +418,7 @@ def busemann_prototype_loss(embeddings, labels, ideal_prototypes, *, c=1.0, phi=
                                                       manifold, c)
   sqrt_c = jnp.sqrt(jnp.asarray(c, embeddings.dtype))
   z = sqrt_c * manifold.proj(embeddings, c=c)
-  ideal = one_hot @ _unit(prototypes)
+  ideal = one_hot @ nm.unit(prototypes)
   per_sample = (jnp.log(jnp.sum(jnp.square(ideal - z), axis=-1))
                 - (1.0 + phi) * jnp.log1p(-jnp.sum(z * z, axis=-1))) / sqrt_c
   loss = _batch.masked_reduce(per_sample, labels.shape[0], reduction)

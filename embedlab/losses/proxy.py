@@ -8,18 +8,22 @@ they are an input like the embeddings, and gradients flow to both.
 Class vectors. ``[C, D]``, one row per class (pytorch-metric-learning stores CosFace/ArcFace's
 ``W`` as ``[D, C]``: pass its transpose).
 
-* Sphere: raw vectors are accepted and **normalised inside** (``sphere.proj``, radius
-  ``1/sqrt(c)``), as PML's ``CosineSimilarity`` does, so they can be learned as plain Euclidean
-  parameters; points already on the sphere are unchanged. The *embeddings* must be points of
-  the sphere (project raw features with ``sphere.proj`` first, as every embedlab loss expects).
-* Euclidean: any vectors. Poincaré ball / Lorentz: the proxies must lie on the manifold (the
-  trainer produces them with ``expmap`` at the origin); they are used as given, not projected.
+* Sphere (any ``radial`` geometry, whose points are the directions of ambient vectors): raw
+  vectors are accepted and **normalised inside** (``manifold.proj``, the radial projection to
+  radius ``1/sqrt(c)``), as PML's ``CosineSimilarity`` does, so they can be learned as plain
+  Euclidean parameters; points already on the sphere are unchanged. The *embeddings* must be
+  points of the sphere (project raw features with ``sphere.proj`` first, as every embedlab loss
+  expects).
+* Euclidean: any vectors. Poincaré ball / Lorentz (every other geometry): the proxies must lie
+  on the manifold (the trainer produces them with ``expmap`` at the origin); they are used as
+  given, not projected.
 
-Similarity. On the sphere the similarity of an embedding and a class vector is the cosine
-``s = c <x, p>`` (PML's setting); on every other geometry it is ``s = -d(x, p)``, the negative
-geodesic distance (:func:`embedlab.losses._batch.pairwise_similarity`). ProxyNCA is a softmax
-over *squared* distances: the sphere's is the squared chord of the unit sphere ``2 (1 - s)``
-(PML normalises and uses squared L2), elsewhere ``d^2``.
+Similarity: the geometry's ``manifold.pairwise_similarity``. On the sphere the similarity of an
+embedding and a class vector is the cosine ``s = c <x, p>`` (PML's setting); by default it is
+``s = -d(x, p)``, the negative geodesic distance. ProxyNCA is a softmax over *squared*
+distances: a radial geometry's is the squared chord of the unit sphere ``2 (1 - s)`` (PML
+normalises and uses squared L2), elsewhere ``d^2``. ArcFace puts its margin on the angle
+``arccos(s)`` of a radial geometry, on ``d`` elsewhere.
 
 Shared conventions:
 
@@ -57,7 +61,7 @@ def _prepare(embeddings, labels, vectors, manifold: Manifold, c):
   num_classes = vectors.shape[0]
   embeddings, finite_e = _batch.sanitize(embeddings, manifold, c)
   vectors, finite_v = _batch.sanitize(vectors, manifold, c)
-  if manifold.name == "sphere":
+  if manifold.radial:  # Raw vectors stand for their directions: the points they project to.
     vectors = manifold.proj(vectors, c=c)
   in_range = jnp.all((labels >= 0) & (labels < num_classes))
   one_hot = labels[:, None] == jnp.arange(num_classes)[None, :]
@@ -65,7 +69,7 @@ def _prepare(embeddings, labels, vectors, manifold: Manifold, c):
 
 
 def _similarity(embeddings, vectors, manifold: Manifold, c):
-  return _batch.pairwise_similarity(embeddings, vectors, manifold=manifold, c=c)
+  return manifold.pairwise_similarity(embeddings, vectors, c=c)
 
 
 def proxy_nca_loss(embeddings, labels, proxies, *, manifold: Manifold = sphere.MANIFOLD, c=1.0,
@@ -79,9 +83,9 @@ def proxy_nca_loss(embeddings, labels, proxies, *, manifold: Manifold = sphere.M
 
       L_b = -log( exp(-s D(x_b, p_{y_b})) / sum_k exp(-s D(x_b, p_k)) )
 
-  with ``s = softmax_scale`` and ``D`` the squared distance: ``2 (1 - cos)`` on the sphere
-  (the squared L2 distance of unit vectors, PML's default ``LpDistance(power=2)`` after its
-  normalisation), ``d(x, p)^2`` (geodesic) elsewhere.
+  with ``s = softmax_scale`` and ``D`` the squared distance: ``2 (1 - cos)`` on the sphere and
+  any ``radial`` geometry (the squared L2 distance of unit vectors, PML's default
+  ``LpDistance(power=2)`` after its normalisation), ``d(x, p)^2`` (geodesic) elsewhere.
 
   PML drops examples whose probability underflows to exactly 0; here ``log_softmax`` is used,
   so no example is dropped (they only differ when PML's value would be huge).
@@ -103,7 +107,7 @@ def proxy_nca_loss(embeddings, labels, proxies, *, manifold: Manifold = sphere.M
   _check_class_vectors(embeddings, labels, proxies, reduction, "proxies")
   embeddings, proxies, one_hot, finite, in_range = _prepare(
       embeddings, labels, proxies, manifold, c)
-  if manifold.name == "sphere":
+  if manifold.radial:  # s = cos(angle): the squared chord of the unit sphere.
     squared = 2.0 * (1.0 - _similarity(embeddings, proxies, manifold, c))
   else:
     squared = jnp.square(_batch.pairwise_distance(embeddings, proxies, manifold=manifold, c=c))
@@ -267,9 +271,10 @@ def arcface_loss(embeddings, labels, weights, *, manifold: Manifold = sphere.MAN
   sin m`` (no ``arccos``; a zero-gradient square root at ``theta = 0, pi``), so ``0 <= m < pi``
   is assumed.
 
-  Elsewhere the margin is added to the geodesic distance before it is mapped to the similarity
-  ``-d``: ``logit_true = -scale (d + m)``, the same as :func:`cosface_loss` there (the two
-  only differ on the sphere, where the similarity is ``cos`` of the distance).
+  The same holds in any ``radial`` geometry (its similarity is the cosine). Elsewhere the
+  margin is added to the geodesic distance before it is mapped to the similarity ``-d``:
+  ``logit_true = -scale (d + m)``, the same as :func:`cosface_loss` there (the two only differ
+  where the similarity is ``cos`` of the distance).
 
   Args:
     embeddings, labels, weights, manifold, c, scale, reduction: as in :func:`cosface_loss`.
@@ -278,7 +283,7 @@ def arcface_loss(embeddings, labels, weights, *, manifold: Manifold = sphere.MAN
   Returns:
     As :func:`cosface_loss`: a scalar, or ``[B]`` for ``reduction="none"``.
   """
-  if manifold.name != "sphere":
+  if not manifold.radial:
     target = lambda s: s - margin  # s = -d, so this is -(d + m).
   else:
     def target(cos):

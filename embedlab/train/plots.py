@@ -1,10 +1,11 @@
 """Pictures of embeddings in the Poincaré disk: hierarchies and tree embeddings.
 
 :func:`plot_hierarchy` first maps points of any geometry to a 2-D picture:
-* Poincaré / Lorentz: to the Poincaré ball (Lorentz via the isometry); exact for ``d == 2``.
-  For ``d > 2``: directions from the two principal axes of ``logmap0``, picture radius
-  proportional to the hyperbolic distance from the origin (a projection, labelled as such).
-* Euclidean / sphere: the two principal axes of the coordinates.
+* hyperbolic geometries (any model, ``curvature_sign < 0``): for ``d == 2`` the isometry onto
+  the Poincaré disk (the direction at the origin, ``direction0``, and the disk radius of the
+  distance to the origin); for ``d > 2`` directions from the two principal axes of ``logmap0``,
+  picture radius proportional to the distance from the origin (a projection, labelled as such);
+* other geometries: the two principal axes of the coordinates.
 Edges of the *direct* hierarchy (each node to its nearest ancestor in the closure, i.e. the
 ancestor with the most ancestors of its own) are drawn, and the top levels are labelled.
 
@@ -27,7 +28,6 @@ import matplotlib.figure
 import matplotlib.patches
 import numpy as np
 
-from embedlab.geometry import lorentz, poincare
 from embedlab.geometry.base import Manifold
 
 
@@ -41,15 +41,18 @@ def to_disk(vectors: np.ndarray, *, manifold: Manifold, c: float) -> tuple[np.nd
   """``[N, D] -> ([N, 2], is_hyperbolic)``: 2-D coordinates to draw."""
   vectors = np.asarray(vectors, np.float32)
   if manifold.curvature_sign < 0:
-    ball = np.asarray(lorentz.to_poincare(vectors, c=c)) if manifold.name == "lorentz" else vectors
-    if ball.shape[1] == 2:
-      return ball * np.sqrt(c), True
+    origin = manifold.origin(vectors.shape, c=c, dtype=vectors.dtype)
+    radius = np.asarray(manifold.dist(origin, vectors, c=c))
+    tangent = np.asarray(manifold.logmap0(vectors, c=c))
+    if tangent.shape[1] == 2:
+      # The isometry onto the unit disk: same direction at the origin, Poincaré radius
+      # tanh(sqrt(c) d / 2) for hyperbolic distance d.
+      direction = np.asarray(manifold.direction0(vectors, c=c))
+      return np.tanh(np.sqrt(c) * radius / 2)[:, None] * direction, True
     # Directions from the principal axes of the tangent vectors at the origin; picture radius
     # proportional to the hyperbolic distance from the origin (the exact disk radius would put
     # every leaf on the rim and hide the levels).
-    tangent = np.asarray(poincare.logmap0(ball, c=c))
     flat = _principal_axes(tangent)
-    radius = np.linalg.norm(tangent, axis=1)
     unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
     return 0.98 * unit * (radius / max(radius.max(), 1e-12))[:, None], True
   if vectors.shape[1] == 2:

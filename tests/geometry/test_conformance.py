@@ -5,6 +5,8 @@ Every registered geometry x dtype x dim (``check_all``'s ``dim``; the ambient si
 ``conformance.check_all``. The leaf shapes are a single point ``[D]``, a table ``[N, D]`` and a
 square table with ``N == D`` (where a reduction over the wrong axis keeps the right shape).
 Curvatures cost almost nothing: each computation compiles once per geometry, dtype and shape.
+The same geometries stripped of their optional operations (``tests/geometry/bare.py``: what a
+notebook geometry gets, the generic defaults) must pass too, on a smaller table.
 """
 
 import dataclasses
@@ -13,10 +15,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from embedlab.geometry import GEOMETRIES, conformance, poincare
+from embedlab.geometry import GEOMETRIES, conformance, euclidean, poincare
+from tests.geometry.bare import BARE
 
 PROPERTIES = ["on_manifold", "tangent", "distance_axioms", "pairwise", "exp_log", "transport",
-              "egrad2rgrad", "broadcast", "jit", "edge_gradients", "far_points"]
+              "egrad2rgrad", "broadcast", "jit", "edge_gradients", "far_points", "midpoint",
+              "origin_maps", "similarity", "radial", "vector_space"]
 N = 7
 LEAVES = {
     "[D]": lambda ambient: (),
@@ -72,6 +76,18 @@ def _crashing_transp(x, y, v, *, c=1.0):
   raise RuntimeError("transp is not implemented")
 
 
+def _long_logmap0(x, *, c=1.0):
+  return 2.0 * poincare.logmap0(x, c=c)
+
+
+def _chordal_midpoint(points, weights, *, c=1.0):  # The Euclidean mean, clipped into the ball.
+  return poincare.proj(euclidean.weighted_midpoint(points, weights), c=c)
+
+
+def _distance_as_similarity(x, y, *, c=1.0):
+  return poincare.pairwise_dist(x, y, c=c)
+
+
 BROKEN = {
     "egrad2rgrad returns g": (dict(egrad2rgrad=_identity_rgrad), {"egrad2rgrad"}),
     "identity transp": (dict(transp=_identity_transp), {"transport"}),
@@ -79,7 +95,23 @@ BROKEN = {
     "logmap sign error": (dict(logmap=_negated_logmap), {"exp_log"}),
     # A crash fails the properties that use the function; the suite still reports them all.
     "transp raises": (dict(transp=_crashing_transp), {"transport", "broadcast", "jit"}),
+    "logmap0 twice too long": (dict(logmap0=_long_logmap0), {"origin_maps"}),
+    "Euclidean mean as midpoint": (dict(weighted_midpoint=_chordal_midpoint), {"midpoint"}),
+    "similarity grows with distance": (dict(pairwise_similarity=_distance_as_similarity),
+                                       {"similarity"}),
+    "the ball claims to be radial": (dict(radial=True), {"radial"}),
+    "the ball claims to be a vector space": (dict(vector_space=True), {"vector_space"}),
 }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(BARE))
+def test_generic_defaults_conform(name, dtype):
+  manifold = BARE[name]
+  assert set(manifold.generic_operations()) == {
+      "weighted_midpoint", "expmap0", "logmap0", "direction0", "pairwise_similarity"}
+  failed = _failures(_check_all(manifold, dtype=dtype, dim=5, batch_shape=(N,), c=0.7))
+  assert not failed, f"{name} ({dtype}) fails " + "; ".join(f"{k}: {v}" for k, v in failed.items())
 
 
 @pytest.mark.parametrize("variant", list(BROKEN))

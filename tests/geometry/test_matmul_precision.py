@@ -22,8 +22,9 @@ CASES = {
        for name, m in geometry.GEOMETRIES.items()},
     "row_dots": geometry.row_dots,
     "snr_distance": _batch.snr_distance,
-    "sphere similarity": lambda x, y: _batch.pairwise_similarity(
-        x, y, manifold=geometry.get("sphere"), c=1.0),
+    **{f"{name}.pairwise_similarity":
+       (lambda x, y, m=m: m.pairwise_similarity(m.proj(x), m.proj(y), c=1.0))
+       for name, m in geometry.GEOMETRIES.items()},
     "retrieval euclidean key": retrieval._euclidean_key,
     "retrieval sphere key": retrieval._sphere_key,
 }

@@ -12,6 +12,7 @@ import pytest
 
 from embedlab.geometry import GEOMETRIES
 from embedlab.losses import metric
+from tests.geometry.bare import BARE
 
 MININGS = ["batch_all", "batch_hard", "semi_hard"]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -403,8 +404,9 @@ def test_multi_similarity_hard_label_weights_equal_labels():
 
 @functools.partial(jax.jit, static_argnames=("manifold",))
 def _ms_all(x, labels, weights, *, manifold):
-  kw = dict(manifold=manifold, c=1.0, alpha=2.0, beta=5.0, base=-0.3 if manifold.name != "sphere"
-            else 0.2, reduction="none")
+  # A radial geometry's similarity is a cosine (up to 1), the others' -d (up to 0).
+  kw = dict(manifold=manifold, c=1.0, alpha=2.0, beta=5.0, base=0.2 if manifold.radial else -0.3,
+            reduction="none")
   return (metric.multi_similarity_loss(x, labels, **kw),
           metric.multi_similarity_loss(x, labels, mining_epsilon=0.1, **kw),
           metric.multi_similarity_loss(x, labels, label_weights=weights, **kw),
@@ -580,11 +582,12 @@ def test_snr_regularizer_hand_computed():
 
 
 @pytest.mark.parametrize("loss", [metric.contrastive_loss, metric.triplet_loss])
-@pytest.mark.parametrize("name", ["poincare", "lorentz", "sphere"])
+@pytest.mark.parametrize("name", [n for n, m in sorted(GEOMETRIES.items()) if not m.vector_space]
+                         + sorted(BARE))  # Euclidean space without the flag included.
 def test_snr_distance_rejects_non_euclidean_manifolds(loss, name):
+  manifold = BARE[name] if name in BARE else GEOMETRIES[name]
   with pytest.raises(ValueError, match="snr"):
-    loss(jnp.zeros((4, 3)), jnp.zeros((4,), jnp.int32), manifold=GEOMETRIES[name],
-         distance="snr")
+    loss(jnp.zeros((4, 3)), jnp.zeros((4,), jnp.int32), manifold=manifold, distance="snr")
 
 
 # --- agreement with pytorch-metric-learning ----------------------------------------------------

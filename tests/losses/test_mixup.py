@@ -118,7 +118,7 @@ def _binary_mixes(labels):
 @functools.partial(jax.jit, static_argnames=("manifold",))
 def _clean_and_metrix(x, labels, proxies, pair_mixes, copy_mixes, *, manifold):
   kw = dict(manifold=manifold, c=1.0, mix_weight=0.5)
-  ms = dict(alpha=2.0, beta=5.0, base=-0.5 if manifold.name != "sphere" else 0.3)
+  ms = dict(alpha=2.0, beta=5.0, base=0.3 if manifold.radial else -0.5)  # cosine or -d
   pa = dict(margin=0.1, alpha=4.0)
   return (
       (metric.contrastive_loss(x, labels, manifold=manifold, neg_margin=2.0),

@@ -428,10 +428,10 @@ def test_jit_matches_eager():
                                rtol=1e-5, atol=1e-6, err_msg=loss)
 
 
-@pytest.mark.parametrize("name", ["euclidean", "sphere", "poincare"])
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
 def test_non_finite_input_gives_nan_and_zero_grad(name):
   manifold = GEOMETRIES[name]
-  x = manifold.random_point(jax.random.key(2), (4, DIM))
+  x = manifold.random_point(jax.random.key(2), (4, manifold.ambient_dim(DIM)))
   labels = jnp.array([0, 1, 1, 0])
   protos = jnp.eye(2, DIM)
   run = jax.jit(lambda e, p: {loss: (

@@ -26,13 +26,20 @@ def test_notebook_runs(path, monkeypatch):
   cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
   assert cells, f"{path.name} has no code cells"
   monkeypatch.setenv("EMBEDLAB_NOTEBOOK_SMOKE", "1")
-  # Notebooks may register geometries; keep that out of the other tests of this worker.
-  monkeypatch.setattr(geometry, "GEOMETRIES", dict(geometry.GEOMETRIES))
   monkeypatch.chdir(path.parent)
   namespace = {"__name__": "__main__"}
-  for number, cell in enumerate(cells):
-    source = "".join(cell["source"])
-    exec(compile(source, f"{path.name}[code cell {number}]", "exec"), namespace)
+  before = dict(geometry.GEOMETRIES)
+  try:
+    for number, cell in enumerate(cells):
+      source = "".join(cell["source"])
+      exec(compile(source, f"{path.name}[code cell {number}]", "exec"), namespace)
+  finally:
+    # Notebooks may register geometries (geometry.register); keep them out of later tests.
+    for name in set(geometry.GEOMETRIES) - set(before):
+      geometry.unregister(name)
+    for name, manifold in before.items():
+      if geometry.GEOMETRIES[name] is not manifold:
+        geometry.register(manifold, replace=True)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
