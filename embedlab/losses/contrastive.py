@@ -217,9 +217,9 @@ def npair_loss(anchors, positives, *, manifold: Manifold = euclidean.MANIFOLD, c
   ``l2_weight`` is Sohn's L2 penalty on the embedding norms, with the scaling of
   TensorFlow's ``npairs_loss`` (``reg_lambda / 4`` times the mean squared norms of anchors
   plus positives); ``vector_space`` geometries only, since on the sphere the norm is constant
-  and in hyperbolic space it is not the geometry's size. Rows must be pairs of distinct classes: a repeated class
-  would count its own positive as a negative (no labels are taken; use :func:`ntxent_loss`
-  for labelled batches).
+  and in hyperbolic space it is not the geometry's size. Rows must be pairs of distinct
+  classes: a repeated class would count its own positive as a negative (no labels are taken;
+  use :func:`ntxent_loss` for labelled batches).
 
   Agrees with pytorch-metric-learning's ``NPairsLoss`` (mean cross-entropy) fed
   ``concat([anchors, positives])`` with labels ``concat([arange(B), arange(B)])``:

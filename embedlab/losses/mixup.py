@@ -15,7 +15,8 @@ of the paper's three: input / feature / embedding) with ``lam ~ Beta(alpha, alph
 * Mixing: ``u = weighted_midpoint({x_p: lam, x_n: 1 - lam})`` (``manifold.weighted_midpoint``):
   the linear interpolation in Euclidean space, renormalised on the sphere, the Einstein midpoint
   in the Poincaré ball (the normalised sum on the hyperboloid), the generic default of a
-  geometry without its own, so mixed points always lie on the manifold. ``lam = 1`` gives ``x_p``, ``lam = 0`` gives ``x_n``.
+  geometry without its own, so mixed points always lie on the manifold. ``lam = 1`` gives
+  ``x_p``, ``lam = 0`` gives ``x_n``.
 * Sampling (:func:`sample_mixes`): each of the ``M`` mixes draws an anchor uniformly among the
   anchors that have a positive and a negative in the batch, then one of its positives and one of
   its negatives uniformly. The paper mixes a fixed number of such pairs per batch; how they are

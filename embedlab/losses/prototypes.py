@@ -350,9 +350,10 @@ def hyperspherical_prototype_loss(embeddings, labels, prototypes, *,
   paper's network outputs are Euclidean); elsewhere the angle between ``manifold.direction0(x)``
   and the prototype, in the tangent space at the origin: in the Poincaré ball the same formula as
   in Euclidean space (the model is conformal at the origin), on the hyperboloid the angle of the
-  spatial parts. It ignores the distance from the origin; for a loss that uses the hyperbolic radius see :func:`busemann_prototype_loss`. An
-  embedding exactly at the origin (zero vector) has no direction: ``cos = 0``, loss 1, zero
-  gradient. ``c`` does not change angles; it only places the NaN fallback point.
+  spatial parts. It ignores the distance from the origin; for a loss that uses the hyperbolic
+  radius see :func:`busemann_prototype_loss`. An embedding exactly at the origin (zero vector)
+  has no direction: ``cos = 0``, loss 1, zero gradient. ``c`` does not change angles; it only
+  places the NaN fallback point.
 
   Args:
     embeddings: ``[B, D]`` points on ``manifold``.
