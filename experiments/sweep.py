@@ -165,6 +165,7 @@ def _ml_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _ml_cells(args: argparse.Namespace) -> list[Cell]:
   from embedlab import losses as losses_lib  # here, so that --help is instant
+  from embedlab import geometry as geometry_lib
 
   names = _split(args.losses) or list(losses_lib.LOSSES)
   for name in names:
@@ -176,7 +177,7 @@ def _ml_cells(args: argparse.Namespace) -> list[Cell]:
                arg=_join(args.preset, f"loss={loss}", f"geometry={geometry}", args.extra),
                keys={"loss": loss, "geometry": geometry})
           for loss in names for geometry in _split(args.geometries)
-          if geometry in losses_lib.LOSSES[loss].geometries]
+          if losses_lib.LOSSES[loss].supports(geometry_lib.get(geometry))]
 
 
 def _ml_text(metrics: dict, prefix: str) -> str:

@@ -2,7 +2,8 @@
 
 :data:`LOSSES` maps a loss name (``config.loss``) to a :class:`LossSpec`, a small adapter that
 says whether the loss needs one vector per seen class (learned proxies / weights, or a fixed
-basis), which geometries it supports, its default hyperparameters (``config.losses.<name>``),
+basis), which geometries it supports (any, unless it needs a property of the geometry or is
+written for one model), its default hyperparameters (``config.losses.<name>``),
 and how to call it on a class-major batch (``P`` classes x ``K`` items, rows ``p K .. (p + 1)
 K - 1`` of class ``p``). Every adapter has the signature of :attr:`LossSpec.fn`, so a task calls
 any loss the same way.
@@ -13,14 +14,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from embedlab.geometry.base import Manifold
 from embedlab.losses import contrastive
 from embedlab.losses import metric
 from embedlab.losses import mixup
 from embedlab.losses import prototypes
 from embedlab.losses import proxy
-
-_ALL_GEOMETRIES = ("euclidean", "sphere", "poincare", "lorentz")
-
 
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
@@ -35,7 +34,11 @@ class LossSpec:
       the class-major batch.
     defaults: the hyperparameters (``config.losses.<name>``), passed as ``**options``.
     class_params: ``"none"``, ``"learned"`` (proxies / weights, trained) or ``"fixed"``.
-    geometries: the geometries it supports.
+    geometries: the names of the only geometries it supports, for a loss written for one model
+      (Busemann prototypes: the Poincaré ball's formula); ``None``: any geometry.
+    requires: the :class:`~embedlab.geometry.Manifold` flags it needs (e.g. ``"vector_space"``
+      for the SNR distance, defined on feature vectors), so a geometry registered later is
+      supported exactly when it has them.
     fixed_basis: for ``class_params="fixed"``: ``(num_classes, dim, seed) -> [C, dim]``
       class directions, passed to the loss as they are (the prototype losses of
       :mod:`embedlab.losses.prototypes` place them on the manifold).
@@ -44,8 +47,15 @@ class LossSpec:
   fn: Callable
   defaults: dict
   class_params: str = "none"
-  geometries: tuple[str, ...] = _ALL_GEOMETRIES
+  geometries: tuple[str, ...] | None = None
+  requires: tuple[str, ...] = ()
   fixed_basis: Callable | None = None
+
+  def supports(self, manifold: Manifold) -> bool:
+    """Whether the loss runs in ``manifold`` (see ``geometries`` and ``requires``)."""
+    if self.geometries is not None and manifold.name not in self.geometries:
+      return False
+    return all(getattr(manifold, flag) for flag in self.requires)
 
 
 def _plain(loss):
@@ -152,13 +162,13 @@ LOSSES: dict[str, LossSpec] = {
                                  {"alpha": 2.0, "beta": 50.0, "base": 0.5,
                                   "mining_epsilon": 0.1}),
     "centroid_triplet": LossSpec(_centroid_triplet, {"margin": 0.1}),
-    # The SNR distance of Yuan et al. 2019 is defined on Euclidean features only.
+    # The SNR distance of Yuan et al. 2019 is defined on feature vectors only.
     "contrastive_snr": LossSpec(_snr(metric.contrastive_loss),
                                 {"pos_margin": 0.0, "neg_margin": 1.0, "snr_weight": 0.0},
-                                geometries=("euclidean",)),
+                                requires=("vector_space",)),
     "triplet_snr": LossSpec(_snr(metric.triplet_loss),
                             {"margin": 0.2, "mining": "batch_hard", "snr_weight": 0.0},
-                            geometries=("euclidean",)),
+                            requires=("vector_space",)),
     # embedlab.losses.mixup: Metrix, the clean loss plus mix_weight x the loss of mixed pairs.
     "metrix_contrastive": LossSpec(_metrix(mixup.metrix_contrastive_loss),
                                    {"pos_margin": 0.0, "neg_margin": 1.0, "mix_weight": 1.0,

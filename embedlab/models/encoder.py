@@ -4,15 +4,17 @@
 :func:`to_manifold` puts ``v`` on the manifold, so plain optax Adam trains an encoder for
 every geometry (no Riemannian optimizer):
 
-* ``euclidean``: ``v`` itself;
-* ``sphere``: ``v / (sqrt(c) |v|)`` (L2 normalisation, as FaceNet / cosine embeddings);
-* ``poincare``: ``exp_0(clip(v))``, the exponential map at the origin (Khrulkov et al.,
-  "Hyperbolic Image Embeddings", CVPR 2020) of the feature clipped to norm at most
+* a ``vector_space`` geometry (Euclidean space): ``v`` itself;
+* a ``radial`` geometry (the sphere): ``proj(v) = v / (sqrt(c) |v|)`` (L2 normalisation, as
+  FaceNet / cosine embeddings);
+* any other geometry (the Poincaré ball, the hyperboloid, one registered from a notebook):
+  ``expmap0(clip(v))``, the exponential map at the origin of the tangent coordinates (Khrulkov
+  et al., "Hyperbolic Image Embeddings", CVPR 2020), the feature clipped to norm at most
   ``clip_radius`` (Guo et al., "Clipped Hyperbolic Classifiers Are Super-Hyperbolic
-  Classifiers", CVPR 2022): the points stay at hyperbolic distance ``<= 2 clip_radius`` from
-  the origin, away from the float32 boundary where gradients vanish. ``clip_radius = 0``
-  disables clipping;
-* ``lorentz``: ``exp_o((0, clip(v)))`` on the hyperboloid (ambient ``dim + 1``).
+  Classifiers", CVPR 2022): on the ball the points stay at hyperbolic distance
+  ``<= 2 clip_radius`` from the origin, away from the float32 boundary where gradients vanish.
+  ``clip_radius = 0`` disables clipping. On the hyperboloid the points have ambient size
+  ``dim + 1``.
 """
 
 from __future__ import annotations
@@ -77,16 +79,11 @@ def to_manifold(v, *, manifold: Manifold, c, clip_radius: float = 0.0):
 
   Returns ``[..., manifold.ambient_dim(dim)]`` points.
   """
-  if manifold.name == "euclidean":
+  if manifold.vector_space:
     return v
-  if manifold.name == "sphere":
+  if manifold.radial:
     return manifold.proj(v, c=c)
-  v = clip_norm(v, clip_radius)
-  if manifold.ambient_dim(v.shape[-1]) == v.shape[-1] + 1:
-    # Tangent vectors at the hyperboloid's origin have a zero time coordinate.
-    v = jnp.concatenate([jnp.zeros_like(v[..., :1]), v], axis=-1)
-  origin = manifold.origin(v.shape, c=c, dtype=v.dtype)
-  return manifold.expmap(origin, manifold.proj_tangent(origin, v, c=c), c=c)
+  return manifold.expmap0(clip_norm(v, clip_radius), c=c)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "clip_radius"))

@@ -59,11 +59,11 @@ _EVAL_CHUNK = 1024
 
 
 def cluster_coordinates(x, *, manifold: Manifold, c):
-  """Coordinates k-means runs on: ambient for curvature >= 0, ``log_0`` for hyperbolic ones."""
+  """Coordinates k-means runs on: ambient for curvature >= 0 (the sphere's chords order pairs
+  as its arcs), the tangent coordinates ``logmap0`` at the origin for hyperbolic models."""
   if manifold.curvature_sign >= 0:
     return x
-  origin = manifold.origin(x.shape, c=c, dtype=x.dtype)
-  return manifold.logmap(origin, x, c=c)
+  return manifold.logmap0(x, c=c)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,12 +76,14 @@ def _check_positive(config, *names):
     raise ValueError(f"{', '.join(bad)} must be positive; got {bad}")
 
 
-def _loss_spec(config: ml_collections.ConfigDict) -> losses.LossSpec:
-  """The registered loss ``config.loss``, checked against ``config.geometry``."""
+def _loss_spec(config: ml_collections.ConfigDict, manifold) -> losses.LossSpec:
+  """The registered loss ``config.loss``, checked against the geometry."""
   spec = losses.loss_spec(config.loss)
-  if config.geometry not in spec.geometries:
+  if not spec.supports(manifold):
+    needs = (f"the geometries {list(spec.geometries)}" if spec.geometries is not None
+             else "a geometry with " + " and ".join(spec.requires))
     raise ValueError(f"loss {config.loss!r} does not support geometry {config.geometry!r}; "
-                     f"it supports {list(spec.geometries)}")
+                     f"it needs {needs}")
   return spec
 
 
@@ -136,7 +138,7 @@ class MetricLearningTask:
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.manifold = geometry.get(config.geometry)
-    self.spec = _loss_spec(config)
+    self.spec = _loss_spec(config, self.manifold)
     if config.dataset not in features_lib.FEATURES:
       raise ValueError(f"unknown dataset {config.dataset!r}; expected one of "
                        f"{sorted(features_lib.FEATURES)}")
