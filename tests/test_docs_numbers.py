@@ -8,6 +8,14 @@ read from the cell (the first number in it, bold or not) and the run's metric, r
 same number of decimals, must print the same digits. A row that is missing fails too, so the
 check cannot silently stop checking.
 
+Machines: the documented values were measured on the machine named in :data:`DOCUMENTED_ON`
+(the docs say so). XLA compiles for the host's vector units, so a trained run's float rounding,
+and after hundreds of steps its low digits, differ between CPU models: on the machine of the
+docs the comparison is exact at the shown precision; on another CPU model each value must lie
+within the family's :data:`OTHER_CPU_TOLERANCE` of the documented one (and the test warns that
+it could not compare exactly). Constructions without training (trees, nested caps) are exact
+everywhere. Either way a number edited by hand beyond that tolerance fails anywhere.
+
 Whole-preset runs: ``slow`` (~3 min in all on 2 CPU cores).
 """
 
@@ -17,10 +25,19 @@ import dataclasses
 import json
 import pathlib
 import re
+import warnings
 
 import pytest
 
 from tests.conftest import ROOT, data_dir_or_skip, run_main
+
+# The CPU model (results.json's machine.processor) the checked docs numbers were measured on.
+DOCUMENTED_ON = "Intel(R) Xeon(R) Processor"
+# Largest |documented - computed| accepted on another CPU model, per experiment family. The
+# evidence: with the same code a 2-core AMD EPYC VM gives the demo 1.0897 / 0.9768 where the
+# Xeon gives 1.0893 / 0.9774, and the digits default 0.945 / 0.385 / 0.341 where the Xeon
+# gives 0.951 / 0.376 / 0.358 (1,000 Adam steps amplify the rounding).
+OTHER_CPU_TOLERANCE = {"hierarchy": 0.005, "trees": 0.0, "metric_learning": 0.03}
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _HIERARCHY = {"mean rank": "mean_rank", "MAP": "map"}
@@ -107,6 +124,29 @@ def same_at_shown_precision(shown: str, value: float) -> bool:
   return f"{value:.{decimals}f}" == shown
 
 
+def matches(shown: str, value: float, *, tolerance: float) -> bool:
+  """Exact at the shown precision, or (another CPU model) within ``tolerance``."""
+  if tolerance == 0.0:
+    return same_at_shown_precision(shown, value)
+  return abs(float(shown) - value) <= tolerance
+
+
+def family(config: str) -> str:
+  return config.split("/")[1].split(".py")[0]
+
+
+@pytest.mark.parametrize("shown, value, tolerance, expected", [
+    ("1.0893", 1.08926, 0.0, True),
+    ("1.0893", 1.08974, 0.0, False),        # another digit at the shown precision
+    ("0.935", 0.93549, 0.0, True),          # rounded, not truncated ...
+    ("0.935", 0.93551, 0.0, False),         # ... so this one shows 0.936
+    ("1.0897", 1.08926, 0.005, True),       # another CPU: within the family's tolerance
+    ("1.1893", 1.08926, 0.005, False),      # a hand edit beyond it fails on any machine
+])
+def test_the_comparison(shown, value, tolerance, expected):
+  assert matches(shown, value, tolerance=tolerance) is expected
+
+
 @pytest.mark.parametrize("check", CHECKS, ids=[c.config.split("/")[1] for c in CHECKS])
 def test_rows_are_found(check):
   """Cheap half: every documented row exists, with a number in each checked column."""
@@ -126,7 +166,12 @@ def test_docs_numbers_match_their_command(tmp_path, check):
     data_dir_or_skip()
   workdir = tmp_path / "run"
   run_main(["--config", check.config, "--workdir", str(workdir)])
-  metrics = json.loads((workdir / "results.json").read_text())["metrics"]
+  results = json.loads((workdir / "results.json").read_text())
+  metrics, processor = results["metrics"], results["machine"]["processor"]
+  tolerance = 0.0 if processor == DOCUMENTED_ON else OTHER_CPU_TOLERANCE[family(check.config)]
+  if tolerance:
+    warnings.warn(f"{processor!r} is not the machine of the docs ({DOCUMENTED_ON!r}): "
+                  f"compared within {tolerance}, not exactly")
   command = f"python -m embedlab.main --config {check.config}"
   wrong = []
   for row in check.rows:
@@ -135,7 +180,8 @@ def test_docs_numbers_match_their_command(tmp_path, check):
                                        row.columns):
       for column, key in row.columns.items():
         shown = documented_value(cells[column])
-        if not same_at_shown_precision(shown, metrics[key]):
+        if not matches(shown, metrics[key], tolerance=tolerance):
           wrong.append(f"{doc}:{number}, row {row.row}, column {column!r}: the doc says "
-                       f"{shown}, the command prints {key} = {metrics[key]!r}")
+                       f"{shown}, the command prints {key} = {metrics[key]!r} (on "
+                       f"{processor}; tolerance {tolerance})")
   assert not wrong, f"`{command}` disagrees with the docs:\n" + "\n".join(wrong)
